@@ -1,0 +1,118 @@
+"""Every enumerated code of the matching engine, as small integers.
+
+These values travel inside command and event records (numpy structured arrays)
+and inside the numba core, so they are plain ``IntEnum`` members whose integer
+values never change once published: clients, journals and the JSON Schema all
+depend on them. Adding a member is compatible; renumbering one is not.
+"""
+
+from enum import IntEnum
+
+
+class Side(IntEnum):
+    BUY = 0
+    SELL = 1
+
+
+class OrderType(IntEnum):
+    LIMIT = 0
+    MARKET = 1
+
+
+class TimeInForce(IntEnum):
+    GTC = 0  # good till cancelled (or until the instrument's gate closure)
+    GTD = 1  # good till the command time reaches expire_ts
+    IOC = 2  # immediate or cancel: fill what crosses now, cancel the rest
+    FOK = 3  # fill or kill: fill all now, or reject with no state change
+
+
+class SelfTradePrevention(IntEnum):
+    CANCEL_NEWEST = 0  # cancel the incoming order (default)
+    CANCEL_OLDEST = 1  # cancel the resting order of the same firm, keep matching
+    CANCEL_BOTH = 2  # cancel both
+
+
+class CommandKind(IntEnum):
+    NEW_ORDER = 1
+    CANCEL = 2
+    MODIFY = 3
+    MASS_CANCEL = 4
+    MASS_QUOTE = 5  # one record per quoted instrument; see records.QuoteEntry
+    ADVANCE_TIME = 6
+    HALT = 7
+    RESUME = 8
+
+
+class EventKind(IntEnum):
+    ACCEPTED = 1
+    REJECTED = 2  # a NewOrder, a quote entry, a MassCancel, Halt or Resume refused
+    FILL = 3  # private: one per order per match
+    CANCELLED = 4
+    REPLACED = 5
+    CANCEL_REJECTED = 6  # a Cancel or Modify refused
+    TRADE = 7  # public print, one per match
+    BOOK_LEVEL = 8  # public: new aggregate of one price level
+    INSTRUMENT_STATUS = 9  # public: OPEN, HALTED or CLOSED
+
+
+class RejectReason(IntEnum):
+    NONE = 0
+    UNKNOWN_INSTRUMENT = 1
+    INSTRUMENT_CLOSED = 2
+    INSTRUMENT_HALTED = 3
+    PRICE_OFF_TICK = 4
+    PRICE_OUT_OF_BAND = 5
+    INVALID_QUANTITY = 6
+    QUANTITY_ABOVE_MAXIMUM = 7
+    DUPLICATE_CLIENT_ORDER_ID = 8
+    UNKNOWN_ORDER = 9
+    NOT_YOUR_ORDER = 10
+    POST_ONLY_WOULD_TAKE = 11
+    FOK_CANNOT_FILL = 12
+    INVALID_FIELD = 13
+    EXPIRE_TIME_IN_PAST = 14
+    NO_LIQUIDITY = 15
+    QUOTE_CROSSED = 16
+
+
+class CancelReason(IntEnum):
+    NONE = 0
+    USER = 1
+    IOC = 2
+    STP = 3
+    EXPIRED = 4
+    MASS = 5
+    MARKET_PROTECTION = 6
+
+
+class Liquidity(IntEnum):
+    NONE = 0
+    MAKER = 1
+    TAKER = 2
+
+
+class InstrumentStatus(IntEnum):
+    PRE_OPEN = 0  # listed, trading not yet started (command time < open time)
+    OPEN = 1
+    HALTED = 2
+    CLOSED = 3  # gate closure passed: no orders rest, none are accepted
+
+
+REJECT_TEXT = {
+    RejectReason.UNKNOWN_INSTRUMENT: "no such instrument",
+    RejectReason.INSTRUMENT_CLOSED: "instrument is not open for trading",
+    RejectReason.INSTRUMENT_HALTED: "instrument is halted",
+    RejectReason.PRICE_OFF_TICK: "price is not a multiple of the instrument's price increment",
+    RejectReason.PRICE_OUT_OF_BAND: "price is outside the instrument's price band",
+    RejectReason.INVALID_QUANTITY: "quantity must be positive",
+    RejectReason.QUANTITY_ABOVE_MAXIMUM: "quantity is above the instrument's maximum order size",
+    RejectReason.DUPLICATE_CLIENT_ORDER_ID: "client order id already used by this firm",
+    RejectReason.UNKNOWN_ORDER: "no live order with that id",
+    RejectReason.NOT_YOUR_ORDER: "order belongs to another firm",
+    RejectReason.POST_ONLY_WOULD_TAKE: "post-only order would take liquidity",
+    RejectReason.FOK_CANNOT_FILL: "fill-or-kill order cannot be filled in full",
+    RejectReason.INVALID_FIELD: "a field has a value outside its allowed set",
+    RejectReason.EXPIRE_TIME_IN_PAST: "GTD expire time is not after the command time",
+    RejectReason.NO_LIQUIDITY: "market order with no opposite liquidity",
+    RejectReason.QUOTE_CROSSED: "quote bid price is not below its ask price",
+}

@@ -1,0 +1,348 @@
+"""Commands and events of the matching engine: typed structs and flat records.
+
+Two representations of the same thing:
+
+* msgspec ``Struct`` classes (``NewOrder``, ``Fill``, ...) for people and tests:
+  readable, comparable with ``==``, printable.
+* numpy structured arrays (``COMMAND_DTYPE``, ``EVENT_DTYPE``) for the hot path:
+  the numba core reads a batch of command records and writes event records, so
+  Python is crossed once per batch.
+
+``commands_to_records`` and ``events_from_records`` convert between them; both
+are exact (every field of a struct has a column, unused columns are zero).
+
+Invariants: all prices are integer ticks, all quantities integer GPUs, all
+times integer nanoseconds since the Unix epoch (UTC). A ``MassQuote`` becomes
+one record per ``QuoteEntry``; every other command is one record. Conversion
+costs O(n) Python work per item, so it belongs at the edges, not in loops that
+are meant to be fast.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+
+from engine.codes import (
+    CommandKind,
+    EventKind,
+    OrderType,
+    SelfTradePrevention,
+    TimeInForce,
+)
+
+COMMAND_DTYPE = np.dtype(
+    [
+        ("kind", "i1"),
+        ("side", "i1"),
+        ("ord_type", "i1"),
+        ("tif", "i1"),
+        ("stp", "i1"),
+        ("post_only", "i1"),
+        ("instrument", "i4"),
+        ("firm", "i4"),
+        ("ts", "i8"),
+        ("client_order_id", "i8"),
+        ("order_id", "i8"),
+        ("price", "i8"),
+        ("qty", "i8"),
+        ("price2", "i8"),
+        ("qty2", "i8"),
+        ("expire_ts", "i8"),
+    ],
+    align=True,
+)
+
+EVENT_DTYPE = np.dtype(
+    [
+        ("seq", "i8"),
+        ("ts", "i8"),
+        ("kind", "i1"),
+        ("side", "i1"),
+        ("reason", "i1"),
+        ("liquidity", "i1"),
+        ("status", "i1"),
+        ("instrument", "i4"),
+        ("firm", "i4"),
+        ("count", "i4"),
+        ("order_id", "i8"),
+        ("client_order_id", "i8"),
+        ("price", "i8"),
+        ("qty", "i8"),
+        ("leaves", "i8"),
+        ("cum", "i8"),
+        ("trade_id", "i8"),
+    ],
+    align=True,
+)
+
+
+# ---------------------------------------------------------------- commands
+
+
+class NewOrder(msgspec.Struct, frozen=True, tag=True):
+    ts: int
+    firm: int
+    client_order_id: int
+    instrument: int
+    side: int
+    price: int  # ignored for MARKET orders
+    qty: int
+    ord_type: int = OrderType.LIMIT
+    tif: int = TimeInForce.GTC
+    post_only: bool = False
+    stp: int = SelfTradePrevention.CANCEL_NEWEST
+    expire_ts: int = 0  # GTD only
+
+
+class Cancel(msgspec.Struct, frozen=True, tag=True):
+    ts: int
+    firm: int
+    order_id: int
+
+
+class Modify(msgspec.Struct, frozen=True, tag=True):
+    ts: int
+    firm: int
+    order_id: int
+    price: int
+    qty: int  # the new open (leaves) quantity
+
+
+class MassCancel(msgspec.Struct, frozen=True, tag=True):
+    ts: int
+    firm: int
+    instrument: int = -1  # -1: every instrument
+
+
+class QuoteEntry(msgspec.Struct, frozen=True):
+    instrument: int
+    bid_price: int
+    bid_qty: int  # 0: no bid (cancels the firm's bid quote there)
+    ask_price: int
+    ask_qty: int  # 0: no ask
+
+
+class MassQuote(msgspec.Struct, frozen=True, tag=True):
+    ts: int
+    firm: int
+    quote_id: int
+    entries: list[QuoteEntry]
+
+
+class AdvanceTime(msgspec.Struct, frozen=True, tag=True):
+    ts: int
+
+
+class Halt(msgspec.Struct, frozen=True, tag=True):
+    ts: int
+    instrument: int
+
+
+class Resume(msgspec.Struct, frozen=True, tag=True):
+    ts: int
+    instrument: int
+
+
+Command = NewOrder | Cancel | Modify | MassCancel | MassQuote | AdvanceTime | Halt | Resume
+
+
+def commands_to_records(commands: list[Command]) -> np.ndarray:
+    """Flatten commands into a COMMAND_DTYPE array (a MassQuote gives one row per entry)."""
+    rows = []
+    for c in commands:
+        if isinstance(c, MassQuote):
+            for e in c.entries:
+                rows.append(
+                    (CommandKind.MASS_QUOTE, 0, 0, 0, 0, 0, e.instrument, c.firm, c.ts, c.quote_id, 0,
+                     e.bid_price, e.bid_qty, e.ask_price, e.ask_qty, 0)
+                )
+        elif isinstance(c, NewOrder):
+            rows.append(
+                (CommandKind.NEW_ORDER, c.side, c.ord_type, c.tif, c.stp, int(c.post_only), c.instrument,
+                 c.firm, c.ts, c.client_order_id, 0, c.price, c.qty, 0, 0, c.expire_ts)
+            )
+        elif isinstance(c, Cancel):
+            rows.append((CommandKind.CANCEL, 0, 0, 0, 0, 0, -1, c.firm, c.ts, 0, c.order_id, 0, 0, 0, 0, 0))
+        elif isinstance(c, Modify):
+            rows.append(
+                (CommandKind.MODIFY, 0, 0, 0, 0, 0, -1, c.firm, c.ts, 0, c.order_id, c.price, c.qty, 0, 0, 0)
+            )
+        elif isinstance(c, MassCancel):
+            rows.append((CommandKind.MASS_CANCEL, 0, 0, 0, 0, 0, c.instrument, c.firm, c.ts, 0, 0, 0, 0, 0, 0, 0))
+        elif isinstance(c, AdvanceTime):
+            rows.append((CommandKind.ADVANCE_TIME, 0, 0, 0, 0, 0, -1, -1, c.ts, 0, 0, 0, 0, 0, 0, 0))
+        elif isinstance(c, Halt | Resume):
+            kind = CommandKind.HALT if isinstance(c, Halt) else CommandKind.RESUME
+            rows.append((kind, 0, 0, 0, 0, 0, c.instrument, -1, c.ts, 0, 0, 0, 0, 0, 0, 0))
+        else:
+            raise TypeError(f"not an engine command: {c!r}")
+    return np.array(rows, dtype=COMMAND_DTYPE)
+
+
+def command_from_record(r) -> Command:
+    """One record back to a struct (a MASS_QUOTE row becomes a one-entry MassQuote)."""
+    kind = int(r["kind"])
+    ts, firm = int(r["ts"]), int(r["firm"])
+    if kind == CommandKind.NEW_ORDER:
+        return NewOrder(ts, firm, int(r["client_order_id"]), int(r["instrument"]), int(r["side"]),
+                        int(r["price"]), int(r["qty"]), int(r["ord_type"]), int(r["tif"]),
+                        bool(r["post_only"]), int(r["stp"]), int(r["expire_ts"]))
+    if kind == CommandKind.CANCEL:
+        return Cancel(ts, firm, int(r["order_id"]))
+    if kind == CommandKind.MODIFY:
+        return Modify(ts, firm, int(r["order_id"]), int(r["price"]), int(r["qty"]))
+    if kind == CommandKind.MASS_CANCEL:
+        return MassCancel(ts, firm, int(r["instrument"]))
+    if kind == CommandKind.MASS_QUOTE:
+        entry = QuoteEntry(int(r["instrument"]), int(r["price"]), int(r["qty"]), int(r["price2"]), int(r["qty2"]))
+        return MassQuote(ts, firm, int(r["client_order_id"]), [entry])
+    if kind == CommandKind.ADVANCE_TIME:
+        return AdvanceTime(ts)
+    if kind == CommandKind.HALT:
+        return Halt(ts, int(r["instrument"]))
+    if kind == CommandKind.RESUME:
+        return Resume(ts, int(r["instrument"]))
+    raise ValueError(f"unknown command kind {kind}")
+
+
+# ------------------------------------------------------------------ events
+
+
+class Accepted(msgspec.Struct, frozen=True, tag=True):
+    seq: int
+    ts: int
+    instrument: int
+    order_id: int
+    firm: int
+    client_order_id: int
+    side: int
+    price: int  # the limit; for a market order the protection limit it sweeps to
+    qty: int
+
+
+class Rejected(msgspec.Struct, frozen=True, tag=True):
+    seq: int
+    ts: int
+    instrument: int
+    firm: int
+    client_order_id: int
+    side: int
+    reason: int
+
+
+class Fill(msgspec.Struct, frozen=True, tag=True):
+    seq: int
+    ts: int
+    instrument: int
+    order_id: int
+    firm: int
+    client_order_id: int
+    side: int
+    price: int
+    qty: int
+    leaves: int
+    cum: int
+    trade_id: int
+    liquidity: int
+
+
+class Cancelled(msgspec.Struct, frozen=True, tag=True):
+    seq: int
+    ts: int
+    instrument: int
+    order_id: int
+    firm: int
+    client_order_id: int
+    side: int
+    price: int
+    qty: int  # the quantity that was open and is now cancelled
+    cum: int
+    reason: int
+
+
+class Replaced(msgspec.Struct, frozen=True, tag=True):
+    seq: int
+    ts: int
+    instrument: int
+    order_id: int
+    firm: int
+    client_order_id: int
+    side: int
+    price: int
+    leaves: int
+    cum: int
+
+
+class CancelRejected(msgspec.Struct, frozen=True, tag=True):
+    seq: int
+    ts: int
+    instrument: int  # the order's instrument, -1 when the order is unknown
+    order_id: int
+    firm: int
+    reason: int
+
+
+class Trade(msgspec.Struct, frozen=True, tag=True):
+    seq: int
+    ts: int
+    instrument: int
+    trade_id: int
+    side: int  # the aggressor's side
+    price: int
+    qty: int
+
+
+class BookLevel(msgspec.Struct, frozen=True, tag=True):
+    seq: int
+    ts: int
+    instrument: int
+    side: int
+    price: int
+    qty: int  # aggregate open quantity at the level, 0 when the level is gone
+    count: int  # number of orders at the level
+
+
+class InstrumentStatusChanged(msgspec.Struct, frozen=True, tag=True):
+    seq: int
+    ts: int
+    instrument: int
+    status: int
+
+
+Event = (
+    Accepted | Rejected | Fill | Cancelled | Replaced | CancelRejected | Trade | BookLevel | InstrumentStatusChanged
+)
+
+EVENT_CLASSES: dict[int, type] = {
+    EventKind.ACCEPTED: Accepted,
+    EventKind.REJECTED: Rejected,
+    EventKind.FILL: Fill,
+    EventKind.CANCELLED: Cancelled,
+    EventKind.REPLACED: Replaced,
+    EventKind.CANCEL_REJECTED: CancelRejected,
+    EventKind.TRADE: Trade,
+    EventKind.BOOK_LEVEL: BookLevel,
+    EventKind.INSTRUMENT_STATUS: InstrumentStatusChanged,
+}
+EVENT_KIND_OF: dict[type, int] = {cls: kind for kind, cls in EVENT_CLASSES.items()}
+
+
+def events_from_records(records: np.ndarray) -> list[Event]:
+    """Event records to structs; each struct takes the record columns named like its fields."""
+    out = []
+    for row in records.tolist():
+        rec = dict(zip(EVENT_DTYPE.names, row))
+        cls = EVENT_CLASSES[rec["kind"]]
+        out.append(cls(**{f: rec[f] for f in cls.__struct_fields__}))
+    return out
+
+
+def events_to_records(events: list[Event]) -> np.ndarray:
+    """Structs to event records; columns a struct does not have are zero."""
+    out = np.zeros(len(events), dtype=EVENT_DTYPE)
+    for i, ev in enumerate(events):
+        out[i]["kind"] = EVENT_KIND_OF[type(ev)]
+        for f in ev.__struct_fields__:
+            out[i][f] = getattr(ev, f)
+    return out
