@@ -26,10 +26,10 @@ SERVICE_CLASSES = ("FIRM", "INTERRUPTIBLE")
 NS_PER_SECOND = 1_000_000_000
 NS_PER_HOUR = 3600 * NS_PER_SECOND
 
-_NAME = r"[A-Z0-9][A-Z0-9-]*"
+_NAME = r"[A-Z0-9][A-Z0-9-]*"  # ASCII only: [0-9], not \\d
 _SYMBOL_RE = re.compile(
     rf"^(?P<acc>{_NAME})\.(?P<region>{_NAME})\.(?P<cls>FIRM|INTERRUPTIBLE)\."
-    r"(?P<hour>\d{4}-\d{2}-\d{2}T\d{2})$"
+    r"(?P<hour>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2})"
 )
 
 
@@ -88,7 +88,7 @@ def format_symbol(accelerator: str, region: str, service_class: str, delivery_st
 
 def parse_symbol(symbol: str) -> tuple[ProductKey, int]:
     """``'H100.US-EAST.FIRM.2026-12-01T14'`` -> (ProductKey, delivery start ns)."""
-    m = _SYMBOL_RE.match(symbol)
+    m = _SYMBOL_RE.fullmatch(symbol)
     if m is None:
         raise SymbolError(
             f"bad symbol {symbol!r}: expected ACCELERATOR.REGION.FIRM|INTERRUPTIBLE.YYYY-MM-DDTHH"

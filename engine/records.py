@@ -332,7 +332,7 @@ def events_from_records(records: np.ndarray) -> list[Event]:
     """Event records to structs; each struct takes the record columns named like its fields."""
     out = []
     for row in records.tolist():
-        rec = dict(zip(EVENT_DTYPE.names, row))
+        rec = dict(zip(EVENT_DTYPE.names, row, strict=True))
         cls = EVENT_CLASSES[rec["kind"]]
         out.append(cls(**{f: rec[f] for f in cls.__struct_fields__}))
     return out

@@ -1,0 +1,256 @@
+"""Messages per second of the matching engine against its reference and other engines.
+
+Builds the cancel-heavy flow of ``bench.flow`` once (default 2 million messages
+on one instrument), then times:
+
+(a) ``core batch``: ``engine.exchange.Exchange.submit_batch`` over the flow in
+    chunks of 65,536 records (numba compile time excluded: a warm-up run on a
+    separate small flow with another Exchange comes first);
+(b) ``core single``: one command at a time through ``new_order`` / ``cancel`` /
+    ``modify`` (the flow pre-converted to a Python list of tuples, so numpy
+    indexing is not what is measured);
+(c) ``reference``: ``engine.reference.ReferenceExchange.submit_batch`` over a
+    prefix of the flow (default 200,000 messages; it is plain Python);
+(d) each peer of ``bench.peers`` that imports, on the whole flow (or
+    ``--peer-messages``).
+
+Sanity checks: (a), (b) and (c) must emit identical events on the prefix they
+share; (a) and (b) the same number of events over the whole flow; the number of
+trades must equal what the flow's own book model expects, and no cancel may be
+rejected. Peers print their match counts next to the expected one.
+
+Prints a table, then as its last line
+``core_batch_msgs_per_s=... core_single_msgs_per_s=... reference_msgs_per_s=... best_peer_msgs_per_s=...``
+(``nan`` for what could not run). Usage: ``python bench/bench_core.py [--messages N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.flow import flow_ops, generate_flow, make_flow, make_instruments  # noqa: E402
+from bench.peers import PEERS  # noqa: E402
+from engine.codes import CommandKind, EventKind  # noqa: E402
+
+CHUNK = 65_536
+KIND_NAMES = {int(k): k.name for k in EventKind}
+
+
+def load_core():
+    """engine.exchange.Exchange, or None with the reason printed."""
+    try:
+        from engine.exchange import Exchange
+    except Exception as exc:  # noqa: BLE001 - not written yet, or broken: skip (a) and (b)
+        print(f"SKIP core (a)/(b): engine.exchange is not importable ({type(exc).__name__}: {exc})")
+        return None
+    return Exchange
+
+
+def kind_counts(events: np.ndarray) -> np.ndarray:
+    return np.bincount(events["kind"].astype(np.int64), minlength=len(EventKind) + 1)
+
+
+def run_batch(ex, records: np.ndarray, chunk: int = CHUNK) -> tuple[float, np.ndarray]:
+    """Submit records chunk by chunk; (seconds, event counts by kind)."""
+    counts = np.zeros(len(EventKind) + 1, dtype=np.int64)
+    submit = ex.submit_batch
+    t0 = time.perf_counter()
+    for start in range(0, len(records), chunk):
+        counts += kind_counts(submit(records[start:start + chunk]))
+    return time.perf_counter() - t0, counts
+
+
+def single_commands(records: np.ndarray) -> list[tuple]:
+    """(kind, ts, firm, client_order_id, side, price, qty, tif, order_id) per record, as Python ints."""
+    cols = ("kind", "ts", "firm", "client_order_id", "side", "price", "qty", "tif", "order_id")
+    return list(zip(*(records[c].tolist() for c in cols), strict=True))
+
+
+def run_single(ex, cmds: list[tuple], keep_events: bool = False) -> tuple[float, int, list]:
+    """One API call per command; (seconds, events, [event records] if keep_events)."""
+    new_order, cancel, modify = ex.new_order, ex.cancel, ex.modify
+    new, can = int(CommandKind.NEW_ORDER), int(CommandKind.CANCEL)
+    n_events = 0
+    kept = []
+    t0 = time.perf_counter()
+    if keep_events:
+        for kind, ts, firm, coid, side, price, qty, tif, oid in cmds:
+            if kind == new:
+                new_order(ts, firm, coid, 0, side, price, qty, 0, tif)
+            elif kind == can:
+                cancel(ts, firm, oid)
+            else:
+                modify(ts, firm, oid, price, qty)
+            kept.append(np.array(ex.last_events, copy=True))
+    else:
+        for kind, ts, firm, coid, side, price, qty, tif, oid in cmds:
+            if kind == new:
+                n_events += new_order(ts, firm, coid, 0, side, price, qty, 0, tif)
+            elif kind == can:
+                n_events += cancel(ts, firm, oid)
+            else:
+                n_events += modify(ts, firm, oid, price, qty)
+    return time.perf_counter() - t0, n_events, kept
+
+
+def first_difference(a: np.ndarray, b: np.ndarray) -> str:
+    """Where two event record arrays first differ, and which columns differ how often."""
+    if len(a) != len(b):
+        return f"lengths {len(a)} and {len(b)}"
+    cols = []
+    for name in a.dtype.names:
+        diff = np.nonzero(a[name] != b[name])[0]
+        if len(diff):
+            kinds = sorted({KIND_NAMES[int(k)].lower() for k in a["kind"][diff]})
+            cols.append(f"column {name} in {len(diff)} records (first #{diff[0]}; {'/'.join(kinds)})")
+    return "; ".join(cols) or "identical"
+
+
+def describe(counts: np.ndarray) -> str:
+    return ", ".join(f"{KIND_NAMES[k].lower()} {int(counts[k])}" for k in KIND_NAMES if counts[k])
+
+
+def fmt_rate(x: float) -> str:
+    return "nan" if math.isnan(x) else f"{x:.0f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--messages", type=int, default=2_000_000, help="flow length (default 2,000,000)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--reference-messages", type=int, default=200_000,
+                    help="prefix of the flow run through the reference (default 200,000)")
+    ap.add_argument("--peer-messages", type=int, default=0, help="prefix for the peers (default: whole flow)")
+    ap.add_argument("--chunk", type=int, default=CHUNK, help="records per submit_batch call")
+    ap.add_argument("--no-peers", action="store_true")
+    args = ap.parse_args(argv)
+
+    n = args.messages
+    t0 = time.perf_counter()
+    records, stats = generate_flow(n, args.seed)
+    print(f"flow: {stats.summary()} (generated in {time.perf_counter() - t0:.1f} s)")
+    instruments = make_instruments()
+    rows = []  # (implementation, messages, seconds, trades or None)
+    failures = []
+    prefix = min(args.reference_messages, n)
+
+    # (a) and (b): the numba core
+    Exchange = load_core()
+    core_batch = core_single = math.nan
+    if Exchange is not None:
+        warm = make_flow(20_000, seed=args.seed + 1000)
+        t0 = time.perf_counter()
+        Exchange(instruments).submit_batch(warm)
+        run_single(Exchange(instruments), single_commands(warm))
+        print(f"core warm-up (numba compile or cache load): {time.perf_counter() - t0:.1f} s")
+
+        secs, counts = run_batch(Exchange(instruments), records, args.chunk)
+        core_batch = n / secs
+        rows.append(("core batch (submit_batch)", n, secs, int(counts[EventKind.TRADE])))
+        print(f"core batch events: {describe(counts)}")
+        if counts[EventKind.TRADE] != stats.trades:
+            failures.append(f"core batch made {counts[EventKind.TRADE]} trades, the flow model {stats.trades}")
+        if counts[EventKind.CANCEL_REJECTED] or counts[EventKind.REJECTED]:
+            failures.append("core batch rejected commands the flow meant to be valid")
+
+        cmds = single_commands(records)
+        secs, n_events, _ = run_single(Exchange(instruments), cmds)
+        core_single = n / secs
+        rows.append(("core single (new_order/cancel/modify)", n, secs, None))
+        if n_events != int(counts.sum()):
+            failures.append(f"core single emitted {n_events} events, core batch {int(counts.sum())}")
+        del cmds
+
+    # (c): the reference, on a prefix
+    reference = math.nan
+    ref_events = None
+    try:
+        from engine.reference import ReferenceExchange
+    except Exception as exc:  # noqa: BLE001
+        print(f"SKIP reference (c): engine.reference is not importable ({type(exc).__name__}: {exc})")
+    else:
+        ref = ReferenceExchange(instruments)
+        t0 = time.perf_counter()
+        ref_events = ref.submit_batch(records[:prefix])
+        secs = time.perf_counter() - t0
+        reference = prefix / secs
+        rows.append((f"reference (submit_batch, first {prefix})", prefix, secs,
+                     int(kind_counts(ref_events)[EventKind.TRADE])))
+        if prefix == n and kind_counts(ref_events)[EventKind.TRADE] != stats.trades:
+            failures.append("reference trades differ from the flow model")
+
+    # sanity on the shared prefix: (a), (b) and (c) emit identical events
+    if Exchange is not None:
+        ex = Exchange(instruments)
+        batch_events = np.concatenate([ex.submit_batch(records[s:min(s + args.chunk, prefix)])
+                                       for s in range(0, prefix, args.chunk)])
+        _, _, kept = run_single(Exchange(instruments), single_commands(records[:prefix]), keep_events=True)
+        single_events = np.concatenate(kept) if kept else batch_events[:0]
+        same_single = np.array_equal(batch_events, single_events)
+        line = f"sanity on the first {prefix} messages: core batch {len(batch_events)} events, " \
+               f"core single {len(single_events)}"
+        if ref_events is not None:
+            same_ref = np.array_equal(batch_events, ref_events)
+            line += f", reference {len(ref_events)}; identical: single {same_single}, reference {same_ref}"
+            if not same_ref:
+                failures.append("core batch and reference events differ on the shared prefix: "
+                                + first_difference(batch_events, ref_events))
+        else:
+            line += f"; identical: single {same_single}"
+        if not same_single:
+            failures.append("core batch and core single events differ on the shared prefix: "
+                            + first_difference(batch_events, single_events))
+        print(line)
+        print(f"  event counts: {describe(kind_counts(batch_events))}")
+    elif ref_events is not None:
+        print(f"reference events on the first {prefix} messages: {describe(kind_counts(ref_events))}")
+
+    # (d): the peers
+    best_peer = math.nan
+    if not args.no_peers:
+        peer_n = min(args.peer_messages or n, n)
+        ops = flow_ops(records[:peer_n])
+        for peer in PEERS:
+            err = peer.import_error()
+            if err is not None:
+                print(f"SKIP peer {peer.name}: not importable ({err}); run bench/run_all.py to install it")
+                continue
+            t0 = time.perf_counter()
+            c = peer.replay(ops)
+            secs = time.perf_counter() - t0
+            rows.append((f"peer {peer.name}", peer_n, secs, c.trades))
+            best_peer = peer_n / secs if math.isnan(best_peer) else max(best_peer, peer_n / secs)
+            expected = f" (flow model: {stats.trades})" if peer_n == n else ""
+            print(f"peer {peer.name}: {c.trades} trades{expected}, traded qty {c.traded_qty}, "
+                  f"{c.skipped} cancels/modifies of orders it had already filled; {peer.limitations}")
+
+    # the table
+    print()
+    head = f"{'implementation':<44} {'messages':>10} {'seconds':>9} {'msgs/s':>12} {'vs batch core':>14} {'trades':>9}"
+    print(head)
+    print("-" * len(head))
+    for name, msgs, secs, trades in rows:
+        rate = msgs / secs
+        ratio = "n/a" if math.isnan(core_batch) else f"{rate / core_batch:.4f}x"
+        print(f"{name:<44} {msgs:>10} {secs:>9.3f} {rate:>12.0f} {ratio:>14} {'-' if trades is None else trades:>9}")
+    print()
+    if not math.isnan(core_batch):
+        for name, msgs, secs, _ in rows[1:]:
+            print(f"core batch is {core_batch / (msgs / secs):.1f}x {name}")
+    for f in failures:
+        print(f"SANITY FAILURE: {f}")
+    print(f"core_batch_msgs_per_s={fmt_rate(core_batch)} core_single_msgs_per_s={fmt_rate(core_single)} "
+          f"reference_msgs_per_s={fmt_rate(reference)} best_peer_msgs_per_s={fmt_rate(best_peer)}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

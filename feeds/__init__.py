@@ -1,0 +1,1 @@
+"""Market data: publishing the engine's public events (trades, book levels, instrument status)."""
