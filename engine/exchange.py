@@ -44,6 +44,7 @@ from engine.core.layout import (
     X_NLAD,
     X_OPEN,
     X_STATUS,
+    capacity_for,
     grow,
     new_arena,
     views,
@@ -58,10 +59,12 @@ _MIN_KIND, _MAX_KIND = min(CommandKind), max(CommandKind)
 class Exchange:
     """The matching engine for a list of instruments (ids = list positions)."""
 
-    def __init__(self, instruments: list[Instrument], max_firms: int = 256, event_capacity: int = 1 << 16):
+    def __init__(self, instruments: list[Instrument], max_firms: int = 256, event_capacity: int = 1 << 16,
+                 expected_orders: int = 0):
+        """``expected_orders``: orders the session will see, to size the arena up front (0: grow as needed)."""
         self.instruments = list(instruments)
         self.max_firms = max_firms
-        self._A = new_arena(self.instruments, max_firms)
+        self._A = new_arena(self.instruments, max_firms, capacity_for(expected_orders))
         self._E = np.zeros(event_capacity, dtype=EVENT_DTYPE)
         self._n = 0
 

@@ -63,7 +63,6 @@ from engine.core.layout import (
     O_TIF,
     X_NLAD,
     X_NORD,
-    dup_slot,
     firm_row,
     heap_row,
     inst_row,
@@ -75,7 +74,7 @@ from engine.core.layout import (
 # ------------------------------------------------------------------ events
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def emit(A, E, kind, inst, side, firm, order_id, clid, price, qty, leaves, cum, trade_id, reason, liquidity, count,
          status):
     n = A[H_NE]
@@ -101,7 +100,7 @@ def emit(A, E, kind, inst, side, firm, order_id, clid, price, qty, leaves, cum, 
     e.trade_id = trade_id
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def emit_order(A, E, kind, h, qty, reason):
     """An event about order slot h (Accepted, Cancelled, Replaced) with its own price and cum.
 
@@ -112,7 +111,7 @@ def emit_order(A, E, kind, h, qty, reason):
          leaves, A[o + O_CUM], 0, reason, 0, 0, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def emit_level(A, E, inst, side, price, lv):
     """BookLevel for the level at price; lv = NONE when it is gone."""
     if lv == NONE:
@@ -125,12 +124,12 @@ def emit_level(A, E, inst, side, price, lv):
 # ----------------------------------------------------------------- ladders
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def ladder_key(side, price):
     return price if side == 0 else -price
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def ladder_search(A, r, n, key):
     """First position in the ladder at r (n entries) whose key is >= key. O(log n)."""
     lo = 0
@@ -144,7 +143,7 @@ def ladder_search(A, r, n, key):
     return lo
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def best_level(A, inst, side):
     n = A[inst_row(A, inst) + X_NLAD + side]
     if n == 0:
@@ -152,7 +151,7 @@ def best_level(A, inst, side):
     return A[ladder_row(A, inst, side) + 2 * (n - 1) + 1]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def open_level(A, inst, side, price):
     """The level at price, created (empty) if there is none."""
     x = inst_row(A, inst)
@@ -186,7 +185,7 @@ def open_level(A, inst, side, price):
     return lv
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def close_level(A, inst, side, lv):
     """Remove the empty level lv from its ladder and free it."""
     x = inst_row(A, inst)
@@ -211,7 +210,7 @@ def close_level(A, inst, side, lv):
 # cell follows it.
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def list_append(A, ends, h, prev_col, next_col):
     o = order_row(A, h)
     tail = A[ends + 1]
@@ -224,7 +223,7 @@ def list_append(A, ends, h, prev_col, next_col):
     A[ends + 1] = h
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def list_remove(A, ends, h, prev_col, next_col):
     o = order_row(A, h)
     p = A[o + prev_col]
@@ -242,7 +241,7 @@ def list_remove(A, ends, h, prev_col, next_col):
 # ------------------------------------------------------------------ orders
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def new_order_slot(A, order_id, firm, clid, inst, side, price, qty, tif, stp, post, expire):
     """A live, not yet resting order; appended to its firm's list. O(1)."""
     h = A[H_OFREE]
@@ -273,7 +272,7 @@ def new_order_slot(A, order_id, firm, clid, inst, side, price, qty, tif, stp, po
     return h
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def free_order_slot(A, h):
     """The order is no longer live (it must not rest): unlink from its firm, free the slot."""
     o = order_row(A, h)
@@ -286,7 +285,7 @@ def free_order_slot(A, h):
     A[H_LIVE] -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def rest(A, E, h):
     """Append order h at the tail of its price level; emits that level's BookLevel."""
     o = order_row(A, h)
@@ -302,7 +301,7 @@ def rest(A, E, h):
     emit_level(A, E, inst, side, A[o + O_PRICE], lv)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def unrest(A, E, h):
     """Take resting order h out of its level (the level goes when empty); emits BookLevel."""
     o = order_row(A, h)
@@ -321,7 +320,7 @@ def unrest(A, E, h):
     emit_level(A, E, inst, side, A[o + O_PRICE], lv)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def cancel_order(A, E, h, reason):
     """Cancelled(reason) for live order h, out of the book if resting, slot freed."""
     o = order_row(A, h)
@@ -331,7 +330,7 @@ def cancel_order(A, E, h, reason):
     free_order_slot(A, h)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def live_slot(A, order_id):
     """Slot of a live order id, or NONE."""
     if order_id <= 0 or order_id >= A[H_NEXT_OID]:
@@ -342,27 +341,22 @@ def live_slot(A, order_id):
 # ------------------------------------------------- client ids, expiry heap
 
 
-@njit(cache=True)
-def client_id_used(A, firm, clid):
-    return A[dup_slot(A, firm, clid)] != NONE
-
-
-@njit(cache=True)
-def register_client_id(A, firm, clid):
-    cell = dup_slot(A, firm, clid)
+@njit(cache=True, _nrt=False)
+def register_client_id(A, cell, firm, clid):
+    """Put (firm, clid) in the empty set cell found by ``dup_slot``."""
     A[cell] = firm
     A[cell + 1] = clid
     A[H_DCOUNT] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _heap_less(A, i, j):
     a = heap_row(A, i)
     b = heap_row(A, j)
     return A[a] < A[b] or (A[a] == A[b] and A[a + 1] < A[b + 1])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _heap_swap(A, i, j):
     a = heap_row(A, i)
     b = heap_row(A, j)
@@ -374,7 +368,7 @@ def _heap_swap(A, i, j):
     A[b + 1] = t1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def heap_push(A, expire, order_id):
     i = A[H_HN]
     A[H_HN] = i + 1
@@ -389,12 +383,12 @@ def heap_push(A, expire, order_id):
         i = parent
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def heap_top_expire(A):
     return A[heap_row(A, 0)]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def heap_pop(A):
     """Remove the smallest (expire_ts, order id); returns the order id."""
     top = A[heap_row(A, 0) + 1]

@@ -56,7 +56,7 @@ from engine.core.layout import (
 from engine.core.matching import process
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def room(A, E, kind, ts, firm, inst, order_id, qty, qty2):
     """0 if the command fits, else the FULL_* code of a region that must grow first."""
     if kind == CommandKind.MODIFY or kind == CommandKind.CANCEL:
@@ -91,7 +91,7 @@ def room(A, E, kind, ts, firm, inst, order_id, qty, qty2):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def run_batch(A, E, C, start):
     """Process C[start:] until done or a region is full: (next index, FULL_* code or 0).
 
@@ -107,7 +107,7 @@ def run_batch(A, E, C, start):
     return C.shape[0], 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def run_new_order(A, E, ts, firm, clid, inst, side, price, qty, ord_type, tif, post, stp, expire):
     """One NewOrder: the number of events written to E, or -FULL_* with nothing done."""
     A[H_NE] = 0
@@ -119,7 +119,7 @@ def run_new_order(A, E, ts, firm, clid, inst, side, price, qty, ord_type, tif, p
     return A[H_NE]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def run_cancel(A, E, ts, firm, order_id):
     A[H_NE] = 0
     full = room(A, E, CommandKind.CANCEL, ts, firm, -1, order_id, 0, 0)
@@ -129,7 +129,7 @@ def run_cancel(A, E, ts, firm, order_id):
     return A[H_NE]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def run_modify(A, E, ts, firm, order_id, price, qty):
     A[H_NE] = 0
     full = room(A, E, CommandKind.MODIFY, ts, firm, -1, order_id, qty, 0)

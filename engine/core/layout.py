@@ -139,6 +139,16 @@ FULL_HEAP = 7
 INITIAL_CAPACITY = {"ocap": 1 << 14, "lcap": 1 << 12, "lmax": 64, "idcap": 1 << 16, "dcap": 1 << 16, "hcap": 1 << 12}
 
 
+def capacity_for(expected_orders: int) -> dict[str, int]:
+    """Initial capacities for a session of that many orders (ids and client ids are never reused)."""
+    caps = dict(INITIAL_CAPACITY)
+    if expected_orders > 0:
+        ids = 1 << int(expected_orders + 2).bit_length()
+        caps["idcap"] = max(caps["idcap"], ids)
+        caps["dcap"] = max(caps["dcap"], 2 * ids)
+    return caps
+
+
 def _region_sizes(n: int, max_firms: int, caps: dict[str, int]) -> list[tuple[int, int]]:
     """(header slot, size) of every region in arena order."""
     return [
@@ -245,12 +255,19 @@ def views(A):
     return X, QUO, FIRM, O, L, LAD, IDH, DUP, HEAP
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def dup_slot(A, firm, clid):
-    """Index of (firm, clid) in the arena's client-id set, or of the empty cell where it would go. O(1) expected."""
+    """Index of (firm, clid) in the arena's client-id set, or of the empty cell where it would go.
+
+    Linear probing from a home slot that keeps runs of 64 consecutive client
+    ids of a firm in one block (clients number their orders upwards, so a new
+    id usually lands in a cache line already touched) while the block itself is
+    placed by a multiplicative hash of (firm, clid // 64). O(1) expected.
+    """
     base = A[H_OFF_DUP]
     mask = A[H_DCAP] - 1
-    i = ((clid * -7046029254386353131) ^ (firm * 1609587929392839161)) & mask
+    block = ((clid >> 6) * -7046029254386353131) ^ (firm * 1609587929392839161)
+    i = ((block >> 20) << 6 | (clid & 63)) & mask
     while A[base + 2 * i] != NONE and (A[base + 2 * i] != firm or A[base + 2 * i + 1] != clid):
         i = (i + 1) & mask
     return base + 2 * i
@@ -271,37 +288,37 @@ def rehash(A, B):
 # ----------------------------------------------- row helpers for compiled code
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def inst_row(A, inst):
     return A[H_OFF_X] + inst * XF
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def order_row(A, h):
     return A[H_OFF_O] + h * OF
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def level_row(A, lv):
     return A[H_OFF_L] + lv * LF
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def firm_row(A, firm):
     return A[H_OFF_FIRM] + firm * FF
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def quote_cell(A, firm, inst, side):
     return A[H_OFF_QUO] + (firm * A[H_NINST] + inst) * 2 + side
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def ladder_row(A, inst, side):
     """Index of entry 0 of a book side's ladder; entry k is (key, level) at +2k."""
     return A[H_OFF_LAD] + (inst * 2 + side) * A[H_LMAX] * 2
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def heap_row(A, i):
     return A[H_OFF_HEAP] + 2 * i

@@ -29,7 +29,6 @@ from engine.codes import (
 from engine.core.book import (
     best_level,
     cancel_order,
-    client_id_used,
     emit,
     emit_level,
     emit_order,
@@ -80,6 +79,7 @@ from engine.core.layout import (
     X_OPEN,
     X_PROT,
     X_STATUS,
+    dup_slot,
     firm_row,
     inst_row,
     ladder_row,
@@ -92,29 +92,29 @@ BUY = 0
 SELL = 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def reject(A, E, inst, side, firm, clid, reason):
     emit(A, E, EventKind.REJECTED, inst, side, firm, 0, clid, 0, 0, 0, 0, 0, reason, 0, 0, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def cancel_reject(A, E, inst, firm, order_id, reason):
     emit(A, E, EventKind.CANCEL_REJECTED, inst, 0, firm, order_id, 0, 0, 0, 0, 0, 0, reason, 0, 0, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def crosses(side, price, limit):
     """Does a resting price on the other side trade with an order of this side at limit?"""
     return price <= limit if side == BUY else price >= limit
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def opposite_crosses(A, inst, side, limit):
     lv = best_level(A, inst, 1 - side)
     return lv != NONE and crosses(side, A[level_row(A, lv) + L_PRICE], limit)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def trading_reason(A, inst):
     """INSTRUMENT_CLOSED (pre-open or closed), INSTRUMENT_HALTED or 0."""
     x = inst_row(A, inst)
@@ -126,7 +126,7 @@ def trading_reason(A, inst):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def quantity_reason(A, inst, qty):
     if qty <= 0:
         return RejectReason.INVALID_QUANTITY
@@ -135,7 +135,7 @@ def quantity_reason(A, inst, qty):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def size_price_reason(A, inst, price, qty):
     reason = quantity_reason(A, inst, qty)
     if reason:
@@ -148,7 +148,7 @@ def size_price_reason(A, inst, price, qty):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def order_limit(A, inst, side, ord_type, price):
     """The limit an order trades to: its price, or for a market order best opposite +- protection."""
     if ord_type == OrderType.LIMIT:
@@ -159,7 +159,7 @@ def order_limit(A, inst, side, ord_type, price):
     return min(max(limit, A[x + X_MINP]), A[x + X_MAXP])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def fok_fillable(A, inst, side, limit, qty, firm, stp):
     """Can an order fill qty now, given self-trade prevention? O(orders walked)."""
     opp = 1 - side
@@ -183,9 +183,9 @@ def fok_fillable(A, inst, side, limit, qty, firm, stp):
     return False
 
 
-@njit(cache=True)
-def new_order_reason(A, firm, clid, inst, side, ord_type, price, qty, tif, post, stp, expire):
-    """The first failing check of a NewOrder, or 0."""
+@njit(cache=True, _nrt=False)
+def new_order_reason(A, firm, clid_cell, inst, side, ord_type, price, qty, tif, post, stp, expire):
+    """The first failing check of a NewOrder, or 0 (clid_cell: the order's cell in the client-id set)."""
     if inst < 0 or inst >= A[H_NINST]:
         return RejectReason.UNKNOWN_INSTRUMENT
     market = ord_type == OrderType.MARKET
@@ -204,7 +204,7 @@ def new_order_reason(A, firm, clid, inst, side, ord_type, price, qty, tif, post,
         return reason
     if tif == TimeInForce.GTD and expire <= A[H_NOW]:
         return RejectReason.EXPIRE_TIME_IN_PAST
-    if client_id_used(A, firm, clid):
+    if A[clid_cell] != NONE:
         return RejectReason.DUPLICATE_CLIENT_ORDER_ID
     if market and best_level(A, inst, 1 - side) == NONE:
         return RejectReason.NO_LIQUIDITY
@@ -216,7 +216,7 @@ def new_order_reason(A, firm, clid, inst, side, ord_type, price, qty, tif, post,
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def match(A, E, h):
     """Match order h (not resting) against the other side. True if STP cancelled h."""
     o = order_row(A, h)
@@ -266,7 +266,7 @@ def match(A, E, h):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def execute(A, E, h, remainder_reason):
     """Match h, then rest it (GTC/GTD) or cancel its remainder (IOC/FOK/market)."""
     if match(A, E, h):
@@ -280,7 +280,7 @@ def execute(A, E, h, remainder_reason):
         rest(A, E, h)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def accept(A, E, firm, clid, inst, side, limit, qty, tif, stp, post, expire):
     """A new live order with the next order id; Accepted emitted. Returns its slot."""
     oid = A[H_NEXT_OID]
@@ -290,14 +290,15 @@ def accept(A, E, firm, clid, inst, side, limit, qty, tif, stp, post, expire):
     return h
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def new_order(A, E, firm, clid, inst, side, ord_type, price, qty, tif, post, stp, expire):
-    reason = new_order_reason(A, firm, clid, inst, side, ord_type, price, qty, tif, post, stp, expire)
+    cell = dup_slot(A, firm, clid) if 0 <= firm < A[H_MAXF] else 0
+    reason = new_order_reason(A, firm, cell, inst, side, ord_type, price, qty, tif, post, stp, expire)
     if reason:
         reject(A, E, inst, side, firm, clid, reason)
         return
     limit = order_limit(A, inst, side, ord_type, price)
-    register_client_id(A, firm, clid)
+    register_client_id(A, cell, firm, clid)
     if tif == TimeInForce.GTD:
         heap_push(A, expire, A[H_NEXT_OID])
     h = accept(A, E, firm, clid, inst, side, limit, qty, tif, stp, post, expire)
@@ -305,7 +306,7 @@ def new_order(A, E, firm, clid, inst, side, ord_type, price, qty, tif, post, stp
     execute(A, E, h, CancelReason.MARKET_PROTECTION if market else CancelReason.IOC)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def cancel(A, E, firm, order_id):
     h = live_slot(A, order_id)
     if h == NONE:
@@ -318,7 +319,7 @@ def cancel(A, E, firm, order_id):
         cancel_order(A, E, h, CancelReason.USER)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def apply_modify(A, E, h, price, qty):
     """Modify rules on live resting order h: reduce in place, or leave the level and re-enter."""
     o = order_row(A, h)
@@ -339,7 +340,7 @@ def apply_modify(A, E, h, price, qty):
     execute(A, E, h, CancelReason.IOC)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def modify(A, E, firm, order_id, price, qty):
     h = live_slot(A, order_id)
     if h == NONE:
@@ -362,7 +363,7 @@ def modify(A, E, firm, order_id, price, qty):
         apply_modify(A, E, h, price, qty)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def mass_cancel(A, E, firm, inst):
     if inst != -1 and (inst < 0 or inst >= A[H_NINST]):
         reject(A, E, inst, 0, firm, 0, RejectReason.UNKNOWN_INSTRUMENT)
@@ -379,7 +380,7 @@ def mass_cancel(A, E, firm, inst):
         h = nx
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def quote_reason(A, firm, inst, bid_price, bid_qty, ask_price, ask_qty):
     if inst < 0 or inst >= A[H_NINST]:
         return RejectReason.UNKNOWN_INSTRUMENT
@@ -403,7 +404,7 @@ def quote_reason(A, firm, inst, bid_price, bid_qty, ask_price, ask_qty):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def quote_side(A, E, firm, quote_id, inst, side, price, qty):
     """Set the firm's quote on one side of inst: cancel, enter or modify its quote order."""
     cell = quote_cell(A, firm, inst, side)
@@ -420,7 +421,7 @@ def quote_side(A, E, firm, quote_id, inst, side, price, qty):
         apply_modify(A, E, h, price, qty)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def quote_entry(A, E, firm, quote_id, inst, bid_price, bid_qty, ask_price, ask_qty):
     reason = quote_reason(A, firm, inst, bid_price, bid_qty, ask_price, ask_qty)
     if reason:
@@ -430,12 +431,12 @@ def quote_entry(A, E, firm, quote_id, inst, bid_price, bid_qty, ask_price, ask_q
     quote_side(A, E, firm, quote_id, inst, SELL, ask_price, ask_qty)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def status_event(A, E, inst, status):
     emit(A, E, EventKind.INSTRUMENT_STATUS, inst, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, status)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def set_status(A, E, inst, status):
     """Halt (status HALTED) or Resume (status OPEN) an instrument."""
     if inst < 0 or inst >= A[H_NINST]:
@@ -449,7 +450,7 @@ def set_status(A, E, inst, status):
         status_event(A, E, inst, status)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def close_instrument(A, E, inst):
     """Gate closure: cancel every resting order (EXPIRED), bids then asks, best first."""
     for side in range(2):
@@ -461,7 +462,7 @@ def close_instrument(A, E, inst):
     status_event(A, E, inst, InstrumentStatus.CLOSED)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def advance_time(A, E, t):
     """Move the clock to t: GTD expiries in (expire_ts, order id) order, then due gate closures."""
     A[H_NOW] = t
@@ -481,7 +482,7 @@ def advance_time(A, E, t):
         A[H_NEXT_CLOSE] = nxt
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def process(A, E, kind, ts, firm, inst, side, ord_type, tif, post, stp, clid, order_id, price, qty, price2, qty2,
             expire):
     """One command: advance time to ts if later, then the command itself."""
