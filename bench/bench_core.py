@@ -3,9 +3,12 @@
 Builds the cancel-heavy flow of ``bench.flow`` once (default 2 million messages
 on one instrument), then times:
 
-(a) ``core batch``: ``engine.exchange.Exchange.submit_batch`` over the flow in
-    chunks of 65,536 records (numba compile time excluded: a warm-up run on a
-    separate small flow with another Exchange comes first);
+(a) ``core batch``: ``engine.exchange.Exchange.process_batch`` over the flow
+    in chunks of 65,536 records, the events of each chunk read in place from
+    ``last_events`` (counted by kind), as a gateway would encode them; the
+    engine is sized for the session up front (``expected_orders``), as a venue
+    configures it (numba compile time excluded: a warm-up run on a separate
+    small flow with another Exchange comes first);
 (b) ``core single``: one command at a time through ``new_order`` / ``cancel`` /
     ``modify`` (the flow pre-converted to a Python list of tuples, so numpy
     indexing is not what is measured);
@@ -39,19 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.flow import flow_ops, generate_flow, make_flow, make_instruments  # noqa: E402
 from bench.peers import PEERS  # noqa: E402
 from engine.codes import CommandKind, EventKind  # noqa: E402
+from engine.exchange import Exchange  # noqa: E402
 
 CHUNK = 65_536
 KIND_NAMES = {int(k): k.name for k in EventKind}
-
-
-def load_core():
-    """engine.exchange.Exchange, or None with the reason printed."""
-    try:
-        from engine.exchange import Exchange
-    except Exception as exc:  # noqa: BLE001 - not written yet, or broken: skip (a) and (b)
-        print(f"SKIP core (a)/(b): engine.exchange is not importable ({type(exc).__name__}: {exc})")
-        return None
-    return Exchange
 
 
 def kind_counts(events: np.ndarray) -> np.ndarray:
@@ -59,12 +53,13 @@ def kind_counts(events: np.ndarray) -> np.ndarray:
 
 
 def run_batch(ex, records: np.ndarray, chunk: int = CHUNK) -> tuple[float, np.ndarray]:
-    """Submit records chunk by chunk; (seconds, event counts by kind)."""
+    """Process records chunk by chunk, counting each chunk's events in place; (seconds, counts by kind)."""
     counts = np.zeros(len(EventKind) + 1, dtype=np.int64)
-    submit = ex.submit_batch
+    process = ex.process_batch
     t0 = time.perf_counter()
     for start in range(0, len(records), chunk):
-        counts += kind_counts(submit(records[start:start + chunk]))
+        process(records[start:start + chunk])
+        counts += kind_counts(ex.last_events)
     return time.perf_counter() - t0, counts
 
 
@@ -143,31 +138,29 @@ def main(argv: list[str] | None = None) -> int:
     prefix = min(args.reference_messages, n)
 
     # (a) and (b): the numba core
-    Exchange = load_core()
     core_batch = core_single = math.nan
-    if Exchange is not None:
-        warm = make_flow(20_000, seed=args.seed + 1000)
-        t0 = time.perf_counter()
-        Exchange(instruments).submit_batch(warm)
-        run_single(Exchange(instruments), single_commands(warm))
-        print(f"core warm-up (numba compile or cache load): {time.perf_counter() - t0:.1f} s")
+    warm = make_flow(20_000, seed=args.seed + 1000)
+    t0 = time.perf_counter()
+    Exchange(instruments).submit_batch(warm)
+    run_single(Exchange(instruments), single_commands(warm))
+    print(f"core warm-up (numba compile or cache load): {time.perf_counter() - t0:.1f} s")
 
-        secs, counts = run_batch(Exchange(instruments), records, args.chunk)
-        core_batch = n / secs
-        rows.append(("core batch (submit_batch)", n, secs, int(counts[EventKind.TRADE])))
-        print(f"core batch events: {describe(counts)}")
-        if counts[EventKind.TRADE] != stats.trades:
-            failures.append(f"core batch made {counts[EventKind.TRADE]} trades, the flow model {stats.trades}")
-        if counts[EventKind.CANCEL_REJECTED] or counts[EventKind.REJECTED]:
-            failures.append("core batch rejected commands the flow meant to be valid")
+    secs, counts = run_batch(Exchange(instruments, expected_orders=n), records, args.chunk)
+    core_batch = n / secs
+    rows.append(("core batch (process_batch)", n, secs, int(counts[EventKind.TRADE])))
+    print(f"core batch events: {describe(counts)}")
+    if counts[EventKind.TRADE] != stats.trades:
+        failures.append(f"core batch made {counts[EventKind.TRADE]} trades, the flow model {stats.trades}")
+    if counts[EventKind.CANCEL_REJECTED] or counts[EventKind.REJECTED]:
+        failures.append("core batch rejected commands the flow meant to be valid")
 
-        cmds = single_commands(records)
-        secs, n_events, _ = run_single(Exchange(instruments), cmds)
-        core_single = n / secs
-        rows.append(("core single (new_order/cancel/modify)", n, secs, None))
-        if n_events != int(counts.sum()):
-            failures.append(f"core single emitted {n_events} events, core batch {int(counts.sum())}")
-        del cmds
+    cmds = single_commands(records)
+    secs, n_events, _ = run_single(Exchange(instruments, expected_orders=n), cmds)
+    core_single = n / secs
+    rows.append(("core single (new_order/cancel/modify)", n, secs, None))
+    if n_events != int(counts.sum()):
+        failures.append(f"core single emitted {n_events} events, core batch {int(counts.sum())}")
+    del cmds
 
     # (c): the reference, on a prefix
     reference = math.nan
@@ -188,30 +181,27 @@ def main(argv: list[str] | None = None) -> int:
             failures.append("reference trades differ from the flow model")
 
     # sanity on the shared prefix: (a), (b) and (c) emit identical events
-    if Exchange is not None:
-        ex = Exchange(instruments)
-        batch_events = np.concatenate([ex.submit_batch(records[s:min(s + args.chunk, prefix)])
-                                       for s in range(0, prefix, args.chunk)])
-        _, _, kept = run_single(Exchange(instruments), single_commands(records[:prefix]), keep_events=True)
-        single_events = np.concatenate(kept) if kept else batch_events[:0]
-        same_single = np.array_equal(batch_events, single_events)
-        line = f"sanity on the first {prefix} messages: core batch {len(batch_events)} events, " \
-               f"core single {len(single_events)}"
-        if ref_events is not None:
-            same_ref = np.array_equal(batch_events, ref_events)
-            line += f", reference {len(ref_events)}; identical: single {same_single}, reference {same_ref}"
-            if not same_ref:
-                failures.append("core batch and reference events differ on the shared prefix: "
-                                + first_difference(batch_events, ref_events))
-        else:
-            line += f"; identical: single {same_single}"
-        if not same_single:
-            failures.append("core batch and core single events differ on the shared prefix: "
-                            + first_difference(batch_events, single_events))
-        print(line)
-        print(f"  event counts: {describe(kind_counts(batch_events))}")
-    elif ref_events is not None:
-        print(f"reference events on the first {prefix} messages: {describe(kind_counts(ref_events))}")
+    ex = Exchange(instruments)
+    batch_events = np.concatenate([ex.submit_batch(records[s:min(s + args.chunk, prefix)])
+                                   for s in range(0, prefix, args.chunk)])
+    _, _, kept = run_single(Exchange(instruments), single_commands(records[:prefix]), keep_events=True)
+    single_events = np.concatenate(kept) if kept else batch_events[:0]
+    same_single = np.array_equal(batch_events, single_events)
+    line = f"sanity on the first {prefix} messages: core batch {len(batch_events)} events, " \
+           f"core single {len(single_events)}"
+    if ref_events is not None:
+        same_ref = np.array_equal(batch_events, ref_events)
+        line += f", reference {len(ref_events)}; identical: single {same_single}, reference {same_ref}"
+        if not same_ref:
+            failures.append("core batch and reference events differ on the shared prefix: "
+                            + first_difference(batch_events, ref_events))
+    else:
+        line += f"; identical: single {same_single}"
+    if not same_single:
+        failures.append("core batch and core single events differ on the shared prefix: "
+                        + first_difference(batch_events, single_events))
+    print(line)
+    print(f"  event counts: {describe(kind_counts(batch_events))}")
 
     # (d): the peers
     best_peer = math.nan

@@ -466,6 +466,8 @@ def close_instrument(A, E, inst):
 def advance_time(A, E, t):
     """Move the clock to t: GTD expiries in (expire_ts, order id) order, then due gate closures."""
     A[H_NOW] = t
+    if not ((A[H_HN] > 0 and heap_top_expire(A) <= t) or t >= A[H_NEXT_CLOSE]):
+        return
     while A[H_HN] > 0 and heap_top_expire(A) <= t:
         h = live_slot(A, heap_pop(A))
         if h != NONE:
