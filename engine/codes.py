@@ -83,6 +83,12 @@ class CancelReason(IntEnum):
     EXPIRED = 4
     MASS = 5
     MARKET_PROTECTION = 6
+    DISCONNECT = 7  # the gateway cancelled a session's orders when it logged out or went silent
+    ADMIN = 8  # an operator cancelled them (kill switch)
+
+
+# the cancel reasons a Cancel or MassCancel command may carry instead of USER / MASS
+CANCEL_REASON_OVERRIDES = (CancelReason.DISCONNECT, CancelReason.ADMIN)
 
 
 class Liquidity(IntEnum):

@@ -39,6 +39,7 @@ COMMAND_DTYPE = np.dtype(
         ("tif", "i1"),
         ("stp", "i1"),
         ("post_only", "i1"),
+        ("reason", "i1"),
         ("instrument", "i4"),
         ("firm", "i4"),
         ("ts", "i8"),
@@ -90,7 +91,7 @@ class NewOrder(msgspec.Struct, frozen=True, tag=True):
     qty: int
     ord_type: int = OrderType.LIMIT
     tif: int = TimeInForce.GTC
-    post_only: bool = False
+    post_only: int = 0  # 1: post-only (any other value is rejected as INVALID_FIELD)
     stp: int = SelfTradePrevention.CANCEL_NEWEST
     expire_ts: int = 0  # GTD only
 
@@ -99,6 +100,7 @@ class Cancel(msgspec.Struct, frozen=True, tag=True):
     ts: int
     firm: int
     order_id: int
+    reason: int = 0  # 0: USER; the gateway may say DISCONNECT or ADMIN
 
 
 class Modify(msgspec.Struct, frozen=True, tag=True):
@@ -113,6 +115,7 @@ class MassCancel(msgspec.Struct, frozen=True, tag=True):
     ts: int
     firm: int
     instrument: int = -1  # -1: every instrument
+    reason: int = 0  # 0: MASS; the gateway may say DISCONNECT or ADMIN
 
 
 class QuoteEntry(msgspec.Struct, frozen=True):
@@ -147,34 +150,39 @@ class Resume(msgspec.Struct, frozen=True, tag=True):
 Command = NewOrder | Cancel | Modify | MassCancel | MassQuote | AdvanceTime | Halt | Resume
 
 
+def _row(kind: int, **fields: int) -> tuple:
+    """One COMMAND_DTYPE row; fields not named are 0."""
+    fields["kind"] = kind
+    return tuple(int(fields.get(name, 0)) for name in COMMAND_DTYPE.names)
+
+
 def commands_to_records(commands: list[Command]) -> np.ndarray:
     """Flatten commands into a COMMAND_DTYPE array (a MassQuote gives one row per entry)."""
     rows = []
     for c in commands:
         if isinstance(c, MassQuote):
-            for e in c.entries:
-                rows.append(
-                    (CommandKind.MASS_QUOTE, 0, 0, 0, 0, 0, e.instrument, c.firm, c.ts, c.quote_id, 0,
-                     e.bid_price, e.bid_qty, e.ask_price, e.ask_qty, 0)
-                )
+            rows.extend(
+                _row(CommandKind.MASS_QUOTE, instrument=e.instrument, firm=c.firm, ts=c.ts, client_order_id=c.quote_id,
+                     price=e.bid_price, qty=e.bid_qty, price2=e.ask_price, qty2=e.ask_qty)
+                for e in c.entries
+            )
         elif isinstance(c, NewOrder):
-            rows.append(
-                (CommandKind.NEW_ORDER, c.side, c.ord_type, c.tif, c.stp, int(c.post_only), c.instrument,
-                 c.firm, c.ts, c.client_order_id, 0, c.price, c.qty, 0, 0, c.expire_ts)
-            )
+            rows.append(_row(CommandKind.NEW_ORDER, side=c.side, ord_type=c.ord_type, tif=c.tif, stp=c.stp,
+                             post_only=c.post_only, instrument=c.instrument, firm=c.firm, ts=c.ts,
+                             client_order_id=c.client_order_id, price=c.price, qty=c.qty, expire_ts=c.expire_ts))
         elif isinstance(c, Cancel):
-            rows.append((CommandKind.CANCEL, 0, 0, 0, 0, 0, -1, c.firm, c.ts, 0, c.order_id, 0, 0, 0, 0, 0))
+            rows.append(_row(CommandKind.CANCEL, reason=c.reason, instrument=-1, firm=c.firm, ts=c.ts,
+                             order_id=c.order_id))
         elif isinstance(c, Modify):
-            rows.append(
-                (CommandKind.MODIFY, 0, 0, 0, 0, 0, -1, c.firm, c.ts, 0, c.order_id, c.price, c.qty, 0, 0, 0)
-            )
+            rows.append(_row(CommandKind.MODIFY, instrument=-1, firm=c.firm, ts=c.ts, order_id=c.order_id,
+                             price=c.price, qty=c.qty))
         elif isinstance(c, MassCancel):
-            rows.append((CommandKind.MASS_CANCEL, 0, 0, 0, 0, 0, c.instrument, c.firm, c.ts, 0, 0, 0, 0, 0, 0, 0))
+            rows.append(_row(CommandKind.MASS_CANCEL, reason=c.reason, instrument=c.instrument, firm=c.firm, ts=c.ts))
         elif isinstance(c, AdvanceTime):
-            rows.append((CommandKind.ADVANCE_TIME, 0, 0, 0, 0, 0, -1, -1, c.ts, 0, 0, 0, 0, 0, 0, 0))
+            rows.append(_row(CommandKind.ADVANCE_TIME, instrument=-1, firm=-1, ts=c.ts))
         elif isinstance(c, Halt | Resume):
             kind = CommandKind.HALT if isinstance(c, Halt) else CommandKind.RESUME
-            rows.append((kind, 0, 0, 0, 0, 0, c.instrument, -1, c.ts, 0, 0, 0, 0, 0, 0, 0))
+            rows.append(_row(kind, instrument=c.instrument, firm=-1, ts=c.ts))
         else:
             raise TypeError(f"not an engine command: {c!r}")
     return np.array(rows, dtype=COMMAND_DTYPE)
@@ -187,13 +195,13 @@ def command_from_record(r) -> Command:
     if kind == CommandKind.NEW_ORDER:
         return NewOrder(ts, firm, int(r["client_order_id"]), int(r["instrument"]), int(r["side"]),
                         int(r["price"]), int(r["qty"]), int(r["ord_type"]), int(r["tif"]),
-                        bool(r["post_only"]), int(r["stp"]), int(r["expire_ts"]))
+                        int(r["post_only"]), int(r["stp"]), int(r["expire_ts"]))
     if kind == CommandKind.CANCEL:
-        return Cancel(ts, firm, int(r["order_id"]))
+        return Cancel(ts, firm, int(r["order_id"]), int(r["reason"]))
     if kind == CommandKind.MODIFY:
         return Modify(ts, firm, int(r["order_id"]), int(r["price"]), int(r["qty"]))
     if kind == CommandKind.MASS_CANCEL:
-        return MassCancel(ts, firm, int(r["instrument"]))
+        return MassCancel(ts, firm, int(r["instrument"]), int(r["reason"]))
     if kind == CommandKind.MASS_QUOTE:
         entry = QuoteEntry(int(r["instrument"]), int(r["price"]), int(r["qty"]), int(r["price2"]), int(r["qty2"]))
         return MassQuote(ts, firm, int(r["client_order_id"]), [entry])

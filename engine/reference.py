@@ -43,10 +43,10 @@ import operator
 from dataclasses import dataclass, field
 
 import numpy as np
-from msgspec import structs
 from sortedcontainers import SortedDict
 
 from engine.codes import (
+    CANCEL_REASON_OVERRIDES,
     CancelReason,
     InstrumentStatus,
     Liquidity,
@@ -162,11 +162,9 @@ class ReferenceExchange:
     def submit_batch(self, records: np.ndarray) -> np.ndarray:
         """Process COMMAND_DTYPE records in order (a MASS_QUOTE record is a one-entry MassQuote);
         return all their EVENT_DTYPE records. O(sum of the commands' costs + events)."""
+        commands = [command_from_record(r) for r in records]  # an unknown kind refuses the whole batch
         events = []
-        for r in records:
-            cmd = command_from_record(r)
-            if isinstance(cmd, NewOrder):  # keep post_only as sent: 2 is INVALID_FIELD, not True
-                cmd = structs.replace(cmd, post_only=int(r["post_only"]))
+        for cmd in commands:
             events += self.submit(cmd)
         self._last = events
         return events_to_records(events)
@@ -458,14 +456,17 @@ class ReferenceExchange:
 
     def _cancel(self, c: Cancel) -> None:
         o = self._orders.get(c.order_id)
-        if o is None:
+        if c.reason and c.reason not in CANCEL_REASON_OVERRIDES:
+            self._emit(CancelRejected, instrument=-1, order_id=c.order_id, firm=c.firm,
+                       reason=RejectReason.INVALID_FIELD)
+        elif o is None:
             self._emit(CancelRejected, instrument=-1, order_id=c.order_id, firm=c.firm,
                        reason=RejectReason.UNKNOWN_ORDER)
         elif o.firm != c.firm:
             self._emit(CancelRejected, instrument=o.instrument, order_id=c.order_id, firm=c.firm,
                        reason=RejectReason.NOT_YOUR_ORDER)
         else:
-            self._cancel_resting(o, CancelReason.USER)
+            self._cancel_resting(o, c.reason or CancelReason.USER)
 
     def _modify(self, c: Modify) -> None:
         o = self._orders.get(c.order_id)
@@ -497,7 +498,7 @@ class ReferenceExchange:
             self._emit(Rejected, instrument=c.instrument, firm=c.firm, client_order_id=0, side=0,
                        reason=RejectReason.UNKNOWN_INSTRUMENT)
             return
-        if not 0 <= c.firm < self._max_firms:
+        if not 0 <= c.firm < self._max_firms or (c.reason and c.reason not in CANCEL_REASON_OVERRIDES):
             self._emit(Rejected, instrument=c.instrument, firm=c.firm, client_order_id=0, side=0,
                        reason=RejectReason.INVALID_FIELD)
             return
@@ -506,7 +507,7 @@ class ReferenceExchange:
             if o.firm == c.firm and c.instrument in (-1, o.instrument)
         )
         for order_id in doomed:
-            self._cancel_resting(self._orders[order_id], CancelReason.MASS)
+            self._cancel_resting(self._orders[order_id], c.reason or CancelReason.MASS)
 
     # ----------------------------------------------------------- mass quote
 

@@ -67,7 +67,9 @@ def room(A, E, kind, ts, firm, inst, order_id, qty, qty2):
         x = inst_row(A, inst)
         # each fill (4 events) takes >= 1 GPU of the incoming quantity; each self-trade
         # cancel (2 events) removes one of the firm's own orders
-        events += 4 * min(A[x + X_NORD] + A[x + X_NORD + 1], max(qty, 0) + max(qty2, 0))
+        # (each term is clamped to the resting orders before adding: client quantities can be huge)
+        resting = A[x + X_NORD] + A[x + X_NORD + 1]
+        events += 4 * (min(resting, max(qty, 0)) + min(resting, max(qty2, 0)))
         if firm >= 0 and firm < A[H_MAXF]:
             events += 2 * A[firm_row(A, firm) + F_COUNT]
         if A[x + X_NLAD] >= A[H_LMAX] or A[x + X_NLAD + 1] >= A[H_LMAX]:
@@ -103,7 +105,7 @@ def run_batch(A, E, C, start):
         if full:
             return i, full
         process(A, E, c.kind, c.ts, c.firm, c.instrument, c.side, c.ord_type, c.tif, c.post_only, c.stp,
-                c.client_order_id, c.order_id, c.price, c.qty, c.price2, c.qty2, c.expire_ts)
+                c.client_order_id, c.order_id, c.price, c.qty, c.price2, c.qty2, c.expire_ts, c.reason)
     return C.shape[0], 0
 
 
@@ -115,7 +117,7 @@ def run_new_order(A, E, ts, firm, clid, inst, side, price, qty, ord_type, tif, p
     if full:
         return -full
     process(A, E, CommandKind.NEW_ORDER, ts, firm, inst, side, ord_type, tif, post, stp, clid, 0, price, qty, 0, 0,
-            expire)
+            expire, 0)
     return A[H_NE]
 
 
@@ -125,7 +127,7 @@ def run_cancel(A, E, ts, firm, order_id):
     full = room(A, E, CommandKind.CANCEL, ts, firm, -1, order_id, 0, 0)
     if full:
         return -full
-    process(A, E, CommandKind.CANCEL, ts, firm, -1, 0, 0, 0, 0, 0, 0, order_id, 0, 0, 0, 0, 0)
+    process(A, E, CommandKind.CANCEL, ts, firm, -1, 0, 0, 0, 0, 0, 0, order_id, 0, 0, 0, 0, 0, 0)
     return A[H_NE]
 
 
@@ -135,5 +137,5 @@ def run_modify(A, E, ts, firm, order_id, price, qty):
     full = room(A, E, CommandKind.MODIFY, ts, firm, -1, order_id, qty, 0)
     if full:
         return -full
-    process(A, E, CommandKind.MODIFY, ts, firm, -1, 0, 0, 0, 0, 0, 0, order_id, price, qty, 0, 0, 0)
+    process(A, E, CommandKind.MODIFY, ts, firm, -1, 0, 0, 0, 0, 0, 0, order_id, price, qty, 0, 0, 0, 0)
     return A[H_NE]

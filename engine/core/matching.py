@@ -90,6 +90,8 @@ from engine.core.layout import (
 
 BUY = 0
 SELL = 1
+USER_CANCEL = int(CancelReason.USER)  # plain ints: they unify with a command's int8 reason
+MASS_CANCEL = int(CancelReason.MASS)
 
 
 @njit(cache=True, _nrt=False)
@@ -307,16 +309,24 @@ def new_order(A, E, firm, clid, inst, side, ord_type, price, qty, tif, post, stp
 
 
 @njit(cache=True, _nrt=False)
-def cancel(A, E, firm, order_id):
+def reason_override_ok(reason):
+    """0 (the command's own reason) or one of codes.CANCEL_REASON_OVERRIDES."""
+    return reason == 0 or reason == CancelReason.DISCONNECT or reason == CancelReason.ADMIN
+
+
+@njit(cache=True, _nrt=False)
+def cancel(A, E, firm, order_id, reason):
     h = live_slot(A, order_id)
-    if h == NONE:
+    if not reason_override_ok(reason):
+        cancel_reject(A, E, -1, firm, order_id, RejectReason.INVALID_FIELD)
+    elif h == NONE:
         cancel_reject(A, E, -1, firm, order_id, RejectReason.UNKNOWN_ORDER)
         return
     o = order_row(A, h)
     if A[o + O_FIRM] != firm:
         cancel_reject(A, E, A[o + O_INST], firm, order_id, RejectReason.NOT_YOUR_ORDER)
     else:
-        cancel_order(A, E, h, CancelReason.USER)
+        cancel_order(A, E, h, reason if reason else USER_CANCEL)
 
 
 @njit(cache=True, _nrt=False)
@@ -364,11 +374,11 @@ def modify(A, E, firm, order_id, price, qty):
 
 
 @njit(cache=True, _nrt=False)
-def mass_cancel(A, E, firm, inst):
+def mass_cancel(A, E, firm, inst, reason):
     if inst != -1 and (inst < 0 or inst >= A[H_NINST]):
         reject(A, E, inst, 0, firm, 0, RejectReason.UNKNOWN_INSTRUMENT)
         return
-    if firm < 0 or firm >= A[H_MAXF]:
+    if firm < 0 or firm >= A[H_MAXF] or not reason_override_ok(reason):
         reject(A, E, inst, 0, firm, 0, RejectReason.INVALID_FIELD)
         return
     h = A[firm_row(A, firm) + F_HEAD]
@@ -376,7 +386,7 @@ def mass_cancel(A, E, firm, inst):
         o = order_row(A, h)
         nx = A[o + O_FNEXT]
         if inst == -1 or A[o + O_INST] == inst:
-            cancel_order(A, E, h, CancelReason.MASS)
+            cancel_order(A, E, h, reason if reason else MASS_CANCEL)
         h = nx
 
 
@@ -486,20 +496,20 @@ def advance_time(A, E, t):
 
 @njit(cache=True, _nrt=False)
 def process(A, E, kind, ts, firm, inst, side, ord_type, tif, post, stp, clid, order_id, price, qty, price2, qty2,
-            expire):
+            expire, reason):
     """One command: advance time to ts if later, then the command itself."""
     if ts > A[H_NOW]:
         advance_time(A, E, ts)
     if kind == CommandKind.NEW_ORDER:
         new_order(A, E, firm, clid, inst, side, ord_type, price, qty, tif, post, stp, expire)
     elif kind == CommandKind.CANCEL:
-        cancel(A, E, firm, order_id)
+        cancel(A, E, firm, order_id, reason)
     elif kind == CommandKind.MODIFY:
         modify(A, E, firm, order_id, price, qty)
     elif kind == CommandKind.MASS_QUOTE:
         quote_entry(A, E, firm, clid, inst, price, qty, price2, qty2)
     elif kind == CommandKind.MASS_CANCEL:
-        mass_cancel(A, E, firm, inst)
+        mass_cancel(A, E, firm, inst, reason)
     elif kind == CommandKind.HALT:
         set_status(A, E, inst, InstrumentStatus.HALTED)
     elif kind == CommandKind.RESUME:
