@@ -67,6 +67,7 @@ class Exchange:
         self._A = new_arena(self.instruments, max_firms, capacity_for(expected_orders))
         self._E = np.zeros(event_capacity, dtype=EVENT_DTYPE)
         self._n = 0
+        self._ends = np.zeros(0, dtype=np.int64)
 
     # ------------------------------------------------------------ submitting
 
@@ -89,9 +90,10 @@ class Exchange:
         if len(kinds) and (kinds.min() < _MIN_KIND or kinds.max() > _MAX_KIND):
             raise ValueError(f"unknown command kind in {sorted(set(kinds.tolist()) - set(map(int, CommandKind)))}")
         self._A[H_NE] = 0
+        self._ends = np.empty(len(records), dtype=np.int64)
         i = 0
         while True:
-            i, full = entry.run_batch(self._A, self._E, records, i)
+            i, full = entry.run_batch(self._A, self._E, records, self._ends, i)
             if not full:
                 break
             self._make_room(full)
@@ -134,6 +136,11 @@ class Exchange:
             n = entry.run_modify(self._A, self._E, ts, firm, order_id, price, qty)
         self._n = n
         return n
+
+    @property
+    def last_command_ends(self) -> np.ndarray:
+        """After process_batch/submit_batch: entry i is where command i's events end in ``last_events``."""
+        return self._ends
 
     @property
     def last_events(self) -> np.ndarray:

@@ -8,7 +8,8 @@ cases against both, and property tests check they emit identical events.
 Submitting:
 * ``submit(cmd)`` -> list of event structs (convenient, for tests and tools);
 * ``submit_batch(records)`` -> event records (the fast path, one crossing into
-  the engine per batch);
+  the engine per batch); ``last_command_ends[i]`` tells where command i's
+  events end, so a gateway can answer each command's sender;
 * ``new_order / cancel / modify`` -> number of events, the records of which
   are then in ``last_events`` (one command at a time with no struct building).
 
@@ -67,6 +68,9 @@ class ExchangeAPI(Protocol):
 
     @property
     def last_events(self) -> np.ndarray: ...
+
+    @property
+    def last_command_ends(self) -> np.ndarray: ...
 
     @property
     def now(self) -> int: ...

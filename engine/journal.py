@@ -130,7 +130,7 @@ class Batch(msgspec.Struct, tag="batch", array_like=True):
 
     first_seq: int
     count: int
-    records: bytes | memoryview
+    records: memoryview  # bytes-like when writing
 
     @property
     def last_seq(self) -> int:

@@ -138,6 +138,7 @@ class ReferenceExchange:
         self._last_trade_id = 0
         self._events: list[Event] = []  # events of the command being processed
         self._last: list[Event] = []  # events of the last submission
+        self._ends = np.zeros(0, dtype=np.int64)  # event end index per command of the last batch
         self._handlers = {
             NewOrder: self._new_order,
             Cancel: self._cancel,
@@ -164,8 +165,11 @@ class ReferenceExchange:
         return all their EVENT_DTYPE records. O(sum of the commands' costs + events)."""
         commands = [command_from_record(r) for r in records]  # an unknown kind refuses the whole batch
         events = []
+        ends = []
         for cmd in commands:
             events += self.submit(cmd)
+            ends.append(len(events))
+        self._ends = np.array(ends, dtype=np.int64)
         self._last = events
         return events_to_records(events)
 
@@ -188,6 +192,11 @@ class ReferenceExchange:
     def last_events(self) -> np.ndarray:
         """EVENT_DTYPE records of the last submission. O(events)."""
         return events_to_records(self._last)
+
+    @property
+    def last_command_ends(self) -> np.ndarray:
+        """After submit_batch: entry i is where command i's events end in ``last_events``."""
+        return self._ends
 
     # --------------------------------------------------------------- queries
 

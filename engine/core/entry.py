@@ -94,10 +94,11 @@ def room(A, E, kind, ts, firm, inst, order_id, qty, qty2):
 
 
 @njit(cache=True, _nrt=False)
-def run_batch(A, E, C, start):
+def run_batch(A, E, C, ends, start):
     """Process C[start:] until done or a region is full: (next index, FULL_* code or 0).
 
-    Events are appended to E at A[H_NE] (the caller zeroes it to start a batch).
+    Events are appended to E at A[H_NE] (the caller zeroes it to start a batch);
+    ends[i] is set to the event count after command i.
     """
     for i in range(start, C.shape[0]):
         c = C[i]
@@ -106,6 +107,7 @@ def run_batch(A, E, C, start):
             return i, full
         process(A, E, c.kind, c.ts, c.firm, c.instrument, c.side, c.ord_type, c.tif, c.post_only, c.stp,
                 c.client_order_id, c.order_id, c.price, c.qty, c.price2, c.qty2, c.expire_ts, c.reason)
+        ends[i] = A[H_NE]
     return C.shape[0], 0
 
 

@@ -207,3 +207,17 @@ def test_core_and_reference_emit_identical_events_on_random_streams(seed):
 def test_fixed_seed_stream_exercises_every_event_kind():
     _, events = run_stream(12345, N_COMMANDS)
     assert set(events["kind"].tolist()) == {int(k) for k in EventKind}
+
+
+def test_command_ends_split_a_batch_into_each_commands_events():
+    commands, events = run_stream(7, 2_000)
+    for cls in (ReferenceExchange, Exchange):
+        ex = cls(make_instruments(), 16)
+        batch = ex.submit_batch(commands)
+        ends = ex.last_command_ends
+        assert len(ends) == len(commands) and ends[-1] == len(batch)
+        starts = np.concatenate([[0], ends[:-1]])
+        one_by_one = cls(make_instruments(), 16)
+        replay = [one_by_one.submit_batch(commands[i : i + 1]) for i in range(len(commands))]
+        for i, own in enumerate(replay):
+            assert np.array_equal(batch[starts[i] : ends[i]], own)
