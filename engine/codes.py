@@ -73,6 +73,11 @@ class RejectReason(IntEnum):
     EXPIRE_TIME_IN_PAST = 14
     NO_LIQUIDITY = 15
     QUOTE_CROSSED = 16
+    # refused by the order-entry gateway before the engine saw them
+    THROTTLED = 17
+    FIRM_MAX_ORDER_SIZE = 18
+    FIRM_MAX_OPEN_QUANTITY = 19
+    FIRM_SUSPENDED = 20
 
 
 class CancelReason(IntEnum):
@@ -121,4 +126,8 @@ REJECT_TEXT = {
     RejectReason.EXPIRE_TIME_IN_PAST: "GTD expire time is not after the command time",
     RejectReason.NO_LIQUIDITY: "market order with no opposite liquidity",
     RejectReason.QUOTE_CROSSED: "quote bid price is not below its ask price",
+    RejectReason.THROTTLED: "session message rate limit exceeded",
+    RejectReason.FIRM_MAX_ORDER_SIZE: "quantity is above the firm's maximum order size",
+    RejectReason.FIRM_MAX_OPEN_QUANTITY: "order would take the firm's open quantity on the instrument above its limit",
+    RejectReason.FIRM_SUSPENDED: "the firm is suspended by the kill switch",
 }
