@@ -321,10 +321,8 @@ def cancel(A, E, firm, order_id, reason):
         cancel_reject(A, E, -1, firm, order_id, RejectReason.INVALID_FIELD)
     elif h == NONE:
         cancel_reject(A, E, -1, firm, order_id, RejectReason.UNKNOWN_ORDER)
-        return
-    o = order_row(A, h)
-    if A[o + O_FIRM] != firm:
-        cancel_reject(A, E, A[o + O_INST], firm, order_id, RejectReason.NOT_YOUR_ORDER)
+    elif A[order_row(A, h) + O_FIRM] != firm:
+        cancel_reject(A, E, A[order_row(A, h) + O_INST], firm, order_id, RejectReason.NOT_YOUR_ORDER)
     else:
         cancel_order(A, E, h, reason if reason else USER_CANCEL)
 
