@@ -178,7 +178,7 @@ class CancelRejected(_Message):
 class SystemEvent(_Message):
     seq: int
     ts: int
-    code: str  # LOGOUT, SUSPENDED, RELEASED, HALTED, RESUMED, CLOSED
+    code: str  # LOGOUT, DISCONNECT (heartbeat timeout), SUSPENDED, RELEASED (kill switch)
     text: str
 
 

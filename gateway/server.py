@@ -1,0 +1,488 @@
+"""The order-entry gateway: a ZeroMQ ROUTER in front of the matching engine.
+
+One thread runs one loop (``poll_once``): drain every frame that is ready (up
+to ``max_batch``), decode and check each, turn the valid ones into command
+records, hand them to the engine as ONE batch, then route the batch's events
+back as execution reports. So under load the cost of crossing into the engine
+is paid per batch, and replies leave in the order the engine produced them.
+
+What the gateway owns, and nothing more (the books are the engine's):
+* sessions (``gateway.sessions``): logon, per-session sequencing and resend,
+  heartbeats, cancel on disconnect, throttling;
+* authentication: CurveZMQ with one key per firm, checked by a ZAP handler in
+  this same loop; the firm of a message is the one its key names (plain text
+  only where the configuration allows it, on loopback);
+* pre-trade risk per firm: maximum order size, maximum open quantity per
+  instrument (open = leaves of live orders, kept from the events, plus orders
+  admitted into the batch being built), and the operator's kill switch;
+* which live order belongs to which session, so reports reach their owner.
+
+Bad input never reaches the engine: undecodable frames, unknown message types,
+wrong field types and oversized frames are answered with ``ProtocolError``
+(unsequenced) and counted in ``stats``; unknown symbols and risk breaches get
+a sequenced ``Rejected`` with a reason code.
+
+Time comes from the injected ``clock`` (ns), stamped on every command; tests
+drive it. Without order flow, an ``AdvanceTime`` goes to the engine every
+``time_advance_ms`` so expiries and gate closures still happen.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+
+import msgspec
+import numpy as np
+import zmq
+
+from engine.codes import REJECT_TEXT, CancelReason, CommandKind, EventKind, RejectReason
+from engine.records import COMMAND_DTYPE, EVENT_DTYPE
+from gateway import protocol as p
+from gateway.admin_protocol import AdminReply, AdminRequest, admin_encoder, request_decoder
+from gateway.config import GatewayConfig
+from gateway.sessions import NS_PER_MS, Session, SessionTable
+
+log = logging.getLogger("cx.gateway")
+
+_EV = {name: i for i, name in enumerate(EVENT_DTYPE.names)}
+_TS, _KIND, _SIDE, _REASON, _LIQ = (_EV[k] for k in ("ts", "kind", "side", "reason", "liquidity"))
+_INST, _FIRM, _OID, _CLID, _PRICE, _QTY, _LEAVES, _CUM, _TID = (
+    _EV[k] for k in ("instrument", "firm", "order_id", "client_order_id", "price", "qty", "leaves", "cum", "trade_id"))
+_ROW_KIND = COMMAND_DTYPE.names.index("kind")
+HARD_FRAME_LIMIT = 1 << 20  # ZeroMQ drops a connection that sends more than this in one frame
+
+
+def _row(kind, side=0, ord_type=0, tif=0, stp=0, post_only=0, reason=0, instrument=-1, firm=-1, ts=0,
+         client_order_id=0, order_id=0, price=0, qty=0, price2=0, qty2=0, expire_ts=0) -> tuple:
+    """A command record as a tuple in COMMAND_DTYPE field order."""
+    return (kind, side, ord_type, tif, stp, post_only, reason, instrument, firm, ts, client_order_id, order_id,
+            price, qty, price2, qty2, expire_ts)
+
+
+class _Order:
+    """What the gateway knows of a live order: whose it is and how much is open."""
+
+    __slots__ = ("owner", "instrument", "leaves")
+
+    def __init__(self, owner: Session, instrument: int, leaves: int):
+        self.owner = owner
+        self.instrument = instrument
+        self.leaves = leaves
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, engine, clock=time.time_ns, on_events=None):
+        """``engine``: an object with process_batch / last_events / last_command_ends / instruments.
+
+        ``on_events(events)`` (optional) receives every batch's event records (for the feeds)."""
+        self.config = config
+        self.engine = engine
+        self.clock = clock
+        self.on_events = on_events
+        self.symbols = [ins.symbol for ins in engine.instruments]
+        self.instrument_of = {s: i for i, s in enumerate(self.symbols)}
+        self.firm_ids = {f.name: i for i, f in enumerate(config.firms)}
+        self.sessions = SessionTable()
+        self.orders: dict[int, _Order] = {}
+        self.open_qty: Counter[tuple[int, int]] = Counter()  # (firm, instrument) -> leaves of live orders
+        self.quote_orders: dict[tuple[int, int, int], int] = {}  # (firm, instrument, side) -> order id
+        self.suspended: set[int] = set()
+        self.stats: Counter[str] = Counter()
+        self._rows: list[tuple] = []  # the batch being built
+        self._origins: list[Session | None] = []  # who sent each row (None: the gateway itself)
+        self._pending: Counter[tuple[int, int]] = Counter()  # quantity admitted into the batch
+        self._last_engine_ns = 0
+        self._last_timers_ns = 0
+        self._encode = msgspec.msgpack.Encoder().encode
+        self._decode = p.client_decoder.decode
+        self._handlers = {p.NewOrder: self._new_order, p.Cancel: self._cancel, p.Modify: self._modify,
+                          p.MassCancel: self._mass_cancel, p.MassQuote: self._mass_quote,
+                          p.Heartbeat: self._heartbeat, p.Logout: self._logout}
+        self._ctx: zmq.Context | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.endpoint = self.admin_endpoint = ""
+
+    # ------------------------------------------------------------ lifecycle
+
+    def bind(self) -> Gateway:
+        """Create the sockets (ZAP handler first, then order entry and admin)."""
+        cfg = self.config
+        self._ctx = zmq.Context()
+        self._poller = zmq.Poller()
+        self._zap = None
+        if not cfg.plaintext:
+            self._curve_firms = {zmq.utils.z85.decode(f.public_key): f.name for f in cfg.firms}
+            self._zap = self._ctx.socket(zmq.REP)
+            self._zap.bind("inproc://zeromq.zap.01")
+            self._poller.register(self._zap, zmq.POLLIN)
+        r = self._router = self._ctx.socket(zmq.ROUTER)
+        r.setsockopt(zmq.LINGER, 0)
+        r.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
+        r.setsockopt(zmq.SNDHWM, 1_000_000)
+        r.setsockopt(zmq.RCVHWM, 1_000_000)
+        if not cfg.plaintext:
+            r.curve_server = True
+            r.curve_secretkey = cfg.server_secret_key.encode()
+            r.zap_domain = b"cx"
+        r.bind(cfg.order_entry)
+        self.endpoint = r.getsockopt(zmq.LAST_ENDPOINT).decode()
+        a = self._admin = self._ctx.socket(zmq.ROUTER)
+        a.setsockopt(zmq.LINGER, 0)
+        a.bind(cfg.admin)
+        self.admin_endpoint = a.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self._poller.register(r, zmq.POLLIN)
+        self._poller.register(a, zmq.POLLIN)
+        log.info("order entry on %s, admin on %s, %s", self.endpoint, self.admin_endpoint,
+                 "PLAIN TEXT" if cfg.plaintext else "CurveZMQ")
+        return self
+
+    def start(self) -> Gateway:
+        """Bind, then run the loop in a background thread."""
+        self.bind()
+        self._thread = threading.Thread(target=self.run, name="cx-gateway", daemon=True)
+        self._thread.start()
+        return self
+
+    def run(self) -> None:
+        """The loop, until stop()."""
+        while not self._stop.is_set():
+            self.poll_once(20)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._ctx is not None:
+            self._ctx.destroy(linger=0)
+            self._ctx = None
+
+    # ---------------------------------------------------------------- loop
+
+    def poll_once(self, timeout_ms: int) -> None:
+        ready = dict(self._poller.poll(timeout_ms))
+        if self._zap is not None and self._zap in ready:
+            self._serve_zap()
+        now = self.clock()
+        if self._router in ready:
+            recv = self._router.recv_multipart
+            for _ in range(self.config.max_batch):
+                try:
+                    frames = recv(zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                self._on_frames(frames, now)
+        if self._admin in ready:
+            self._serve_admin(now)
+        self._timers(now)
+        self._flush(now)
+
+    def _on_frames(self, frames: list[zmq.Frame], now: int) -> None:
+        self.stats["frames"] += 1
+        rid = frames[0].bytes
+        if len(frames) != 2:
+            return self._protocol_error(rid, f"expected one frame per message, got {len(frames) - 1}")
+        frame = frames[1]
+        if len(frame) > p.MAX_FRAME_BYTES:
+            self.stats["oversized"] += 1
+            return self._protocol_error(rid, f"frame of {len(frame)} bytes is above {p.MAX_FRAME_BYTES}")
+        try:
+            msg = self._decode(frame.buffer)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return self._protocol_error(rid, f"undecodable message: {exc}")
+        if type(msg) is p.Logon:
+            return self._logon(rid, frame, msg, now)
+        session = self.sessions.by_routing_id.get(rid)
+        if session is None:
+            return self._protocol_error(rid, "not logged on")
+        session.last_heard_ns = now
+        self._handlers[type(msg)](session, msg, now)
+
+    def _protocol_error(self, rid: bytes, text: str) -> None:
+        self.stats["protocol_errors"] += 1
+        log.debug("protocol error from %r: %s", rid, text)
+        self._send(rid, self._encode(p.ProtocolError(text[:200])))
+
+    def _send(self, rid: bytes, payload: bytes) -> None:
+        try:
+            self._router.send_multipart([rid, payload], zmq.NOBLOCK)
+        except zmq.ZMQError:  # peer gone or its queue full: the store keeps sequenced messages for resend
+            self.stats["send_dropped"] += 1
+
+    def _deliver(self, s: Session, msg) -> None:
+        """Store a sequenced message (built with seq = s.next_seq) and send it if connected."""
+        payload = self._encode(msg)
+        s.store.append(payload)
+        if s.routing_id is not None:
+            self._send(s.routing_id, payload)
+            s.last_sent_ns = self._last_engine_ns
+
+    # ------------------------------------------------------------ sessions
+
+    def _logon(self, rid: bytes, frame: zmq.Frame, m: p.Logon, now: int) -> None:
+        firm = m.firm if self.config.plaintext else frame.get("User-Id")
+        fid = self.firm_ids.get(firm)
+        text = ""
+        if fid is None:
+            text = f"unknown firm {firm!r}"
+        elif not 0 < len(m.session) <= 64:
+            text = "session name must have 1 to 64 characters"
+        elif m.next_seq < 1:
+            text = "next_seq must be at least 1"
+        elif not 10 <= m.heartbeat_ms <= 60_000:
+            text = "heartbeat_ms must be within 10..60000"
+        if text:
+            self.stats["logon_rejected"] += 1
+            return self._send(rid, self._encode(p.LogonRejected(text)))
+        key = (firm, m.session)
+        s = self.sessions.by_key.get(key)
+        if s is None:
+            s = self.sessions.by_key[key] = Session(fid, firm, m.session, self.config.firms[fid].max_msgs_per_s)
+        self.sessions.bind(s, rid)
+        s.heartbeat_ms = m.heartbeat_ms
+        s.cancel_on_disconnect = m.cancel_on_disconnect
+        s.last_heard_ns = s.last_sent_ns = now
+        self._send(rid, self._encode(p.LogonAccepted(s.name, firm, s.next_seq, self.config.heartbeat_ms)))
+        for payload in s.store[m.next_seq - 1:]:
+            self._send(rid, payload)
+
+    def _heartbeat(self, s: Session, m: p.Heartbeat, now: int) -> None:
+        pass  # being heard from is all a heartbeat does
+
+    def _logout(self, s: Session, m: p.Logout, now: int) -> None:
+        self._end_session(s, now, "LOGOUT", "logged out")
+
+    def _end_session(self, s: Session, now: int, code: str, text: str) -> None:
+        """Cancel the session's orders if it asked for it, tell it why, forget its connection."""
+        if s.cancel_on_disconnect:
+            for oid in sorted(s.live_orders):
+                self._add(None, _row(CommandKind.CANCEL, reason=CancelReason.DISCONNECT, firm=s.firm_id, ts=now,
+                                     order_id=oid))
+            self._flush(now, force=True)
+        self._deliver(s, p.SystemEvent(s.next_seq, now, code, text))
+        self.sessions.unbind(s)
+
+    def _timers(self, now: int) -> None:
+        if now - self._last_timers_ns < 10 * NS_PER_MS:
+            return
+        self._last_timers_ns = now
+        timeout = self.config.heartbeat_timeout_ms * NS_PER_MS
+        beat = self.config.heartbeat_ms * NS_PER_MS
+        heartbeat = self._encode(p.Heartbeat())
+        for s in self.sessions.connected():
+            if now - s.last_heard_ns > timeout:
+                self.stats["heartbeat_timeouts"] += 1
+                self._end_session(s, now, "DISCONNECT", "no message within the heartbeat timeout")
+            elif now - s.last_sent_ns >= beat:
+                self._send(s.routing_id, heartbeat)
+                s.last_sent_ns = now
+
+    # ------------------------------------------------------- order messages
+
+    def _add(self, origin: Session | None, row: tuple) -> None:
+        self._rows.append(row)
+        self._origins.append(origin)
+
+    def _reject(self, s: Session, clid: int, symbol: str, reason: RejectReason, now: int) -> None:
+        self.stats["gateway_rejects"] += 1
+        self._deliver(s, p.Rejected(s.next_seq, now, clid, symbol, reason, REJECT_TEXT[reason]))
+
+    def _risk_reason(self, s: Session, inst: int, added_open: int, qty: int, now: int) -> int:
+        """0, or why an order message that adds ``added_open`` open GPUs must be refused."""
+        firm = self.config.firms[s.firm_id]
+        if s.firm_id in self.suspended:
+            return RejectReason.FIRM_SUSPENDED
+        if not s.admit(now):
+            return RejectReason.THROTTLED
+        if qty > firm.max_order_qty:
+            return RejectReason.FIRM_MAX_ORDER_SIZE
+        key = (s.firm_id, inst)
+        if self.open_qty[key] + self._pending[key] + added_open > firm.max_open_qty:
+            return RejectReason.FIRM_MAX_OPEN_QUANTITY
+        self._pending[key] += added_open
+        return 0
+
+    def _new_order(self, s: Session, m: p.NewOrder, now: int) -> None:
+        inst = self.instrument_of.get(m.symbol)
+        reason = RejectReason.UNKNOWN_INSTRUMENT if inst is None else \
+            self._risk_reason(s, inst, max(m.qty, 0), m.qty, now)
+        if reason:
+            return self._reject(s, m.client_order_id, m.symbol, reason, now)
+        self._add(s, _row(CommandKind.NEW_ORDER, m.side, m.ord_type, m.tif, m.stp, int(m.post_only), 0, inst,
+                          s.firm_id, now, m.client_order_id, 0, m.price, m.qty, 0, 0, m.expire_ts))
+
+    def _cancel(self, s: Session, m: p.Cancel, now: int) -> None:
+        self._add(s, _row(CommandKind.CANCEL, firm=s.firm_id, ts=now, order_id=m.order_id))
+
+    def _modify(self, s: Session, m: p.Modify, now: int) -> None:
+        order = self.orders.get(m.order_id)
+        if order is not None and order.owner.firm_id == s.firm_id:
+            reason = self._risk_reason(s, order.instrument, max(m.qty - order.leaves, 0), m.qty, now)
+            if reason:
+                self.stats["gateway_rejects"] += 1
+                return self._deliver(s, p.CancelRejected(s.next_seq, now, m.order_id, reason, REJECT_TEXT[reason]))
+        self._add(s, _row(CommandKind.MODIFY, firm=s.firm_id, ts=now, order_id=m.order_id, price=m.price,
+                          qty=m.qty))
+
+    def _mass_cancel(self, s: Session, m: p.MassCancel, now: int) -> None:
+        inst = -1 if not m.symbol else self.instrument_of.get(m.symbol)
+        if inst is None:
+            return self._reject(s, 0, m.symbol, RejectReason.UNKNOWN_INSTRUMENT, now)
+        self._add(s, _row(CommandKind.MASS_CANCEL, instrument=inst, firm=s.firm_id, ts=now))
+
+    def _mass_quote(self, s: Session, m: p.MassQuote, now: int) -> None:
+        if len(m.entries) > p.MAX_QUOTE_ENTRIES:
+            return self._reject(s, m.quote_id, "", RejectReason.INVALID_FIELD, now)
+        for e in m.entries:
+            inst = self.instrument_of.get(e.symbol)
+            if inst is None:
+                self._reject(s, m.quote_id, e.symbol, RejectReason.UNKNOWN_INSTRUMENT, now)
+                continue
+            standing = 0
+            for side in (0, 1):
+                order = self.orders.get(self.quote_orders.get((s.firm_id, inst, side), 0))
+                standing += order.leaves if order is not None else 0
+            added = max(max(e.bid_qty, 0) + max(e.ask_qty, 0) - standing, 0)
+            reason = self._risk_reason(s, inst, added, max(e.bid_qty, e.ask_qty), now)
+            if reason:
+                self._reject(s, m.quote_id, e.symbol, reason, now)
+                continue
+            self._add(s, _row(CommandKind.MASS_QUOTE, instrument=inst, firm=s.firm_id, ts=now,
+                              client_order_id=m.quote_id, price=e.bid_price, qty=e.bid_qty, price2=e.ask_price,
+                              qty2=e.ask_qty))
+
+    # ------------------------------------------------ engine and its events
+
+    def _flush(self, now: int, force: bool = False) -> None:
+        """Run the pending batch through the engine (or advance its time) and route the events."""
+        if not self._rows:
+            if not force and now - self._last_engine_ns < self.config.time_advance_ms * NS_PER_MS:
+                return
+            self._add(None, _row(CommandKind.ADVANCE_TIME, ts=now))
+        rows, origins = self._rows, self._origins
+        self._rows, self._origins = [], []
+        self._pending.clear()
+        self._last_engine_ns = now
+        self.engine.process_batch(np.array(rows, dtype=COMMAND_DTYPE))
+        records = self.engine.last_events
+        if self.on_events is not None:
+            self.on_events(records)
+        events = records.tolist()
+        start = 0
+        for i, end in enumerate(self.engine.last_command_ends.tolist()):
+            for ev in events[start:end]:
+                self._route(ev, origins[i], rows[i])
+            start = end
+        self.stats["commands"] += len(rows)
+
+    def _route(self, ev: tuple, origin: Session | None, row: tuple) -> None:
+        kind = ev[_KIND]
+        if kind == EventKind.ACCEPTED:
+            oid, inst, side = ev[_OID], ev[_INST], ev[_SIDE]
+            self.orders[oid] = _Order(origin, inst, ev[_QTY])
+            origin.live_orders.add(oid)
+            self.open_qty[(origin.firm_id, inst)] += ev[_QTY]
+            if row[_ROW_KIND] == CommandKind.MASS_QUOTE:
+                self.quote_orders[(origin.firm_id, inst, side)] = oid
+            self._deliver(origin, p.Accepted(origin.next_seq, ev[_TS], ev[_CLID], oid, self.symbols[inst], side,
+                                             ev[_PRICE], ev[_QTY]))
+        elif kind == EventKind.FILL:
+            order = self.orders[ev[_OID]]
+            owner = order.owner
+            order.leaves = ev[_LEAVES]
+            self.open_qty[(owner.firm_id, order.instrument)] -= ev[_QTY]
+            if order.leaves == 0:
+                self._forget(ev[_OID], order)
+            self._deliver(owner, p.Executed(owner.next_seq, ev[_TS], ev[_OID], ev[_CLID], self.symbols[ev[_INST]],
+                                            ev[_SIDE], ev[_TID], ev[_PRICE], ev[_QTY], ev[_LEAVES], ev[_CUM],
+                                            ev[_LIQ]))
+        elif kind == EventKind.CANCELLED:
+            order = self.orders[ev[_OID]]
+            owner = order.owner
+            self.open_qty[(owner.firm_id, order.instrument)] -= ev[_QTY]
+            self._forget(ev[_OID], order)
+            self._deliver(owner, p.Cancelled(owner.next_seq, ev[_TS], ev[_OID], ev[_CLID], self.symbols[ev[_INST]],
+                                             ev[_SIDE], ev[_QTY], ev[_REASON]))
+        elif kind == EventKind.REPLACED:
+            order = self.orders[ev[_OID]]
+            owner = order.owner
+            self.open_qty[(owner.firm_id, order.instrument)] += ev[_LEAVES] - order.leaves
+            order.leaves = ev[_LEAVES]
+            self._deliver(owner, p.Replaced(owner.next_seq, ev[_TS], ev[_OID], ev[_CLID], self.symbols[ev[_INST]],
+                                            ev[_PRICE], ev[_LEAVES]))
+        elif kind == EventKind.REJECTED and origin is not None:
+            inst = ev[_INST]
+            symbol = self.symbols[inst] if 0 <= inst < len(self.symbols) else ""
+            self._deliver(origin, p.Rejected(origin.next_seq, ev[_TS], ev[_CLID], symbol, ev[_REASON],
+                                             REJECT_TEXT[RejectReason(ev[_REASON])]))
+        elif kind == EventKind.CANCEL_REJECTED and origin is not None:
+            self._deliver(origin, p.CancelRejected(origin.next_seq, ev[_TS], ev[_OID], ev[_REASON],
+                                                   REJECT_TEXT[RejectReason(ev[_REASON])]))
+        # TRADE, BOOK_LEVEL and INSTRUMENT_STATUS are market data: the feeds publish them (on_events)
+
+    def _forget(self, oid: int, order: _Order) -> None:
+        del self.orders[oid]
+        order.owner.live_orders.discard(oid)
+
+    # ------------------------------------------------------ authentication
+
+    def _serve_zap(self) -> None:
+        """ZAP (RFC 27): a CURVE client is let in iff its public key is a registered firm's."""
+        while True:
+            try:
+                req = self._zap.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            version, request_id, mechanism = req[0], req[1], req[5]
+            firm = self._curve_firms.get(req[6]) if mechanism == b"CURVE" and len(req) > 6 else None
+            if firm is None:
+                self.stats["auth_refused"] += 1
+                self._zap.send_multipart([version, request_id, b"400", b"key not registered", b"", b""])
+            else:
+                self._zap.send_multipart([version, request_id, b"200", b"OK", firm.encode(), b""])
+
+    # --------------------------------------------------------------- admin
+
+    def _serve_admin(self, now: int) -> None:
+        while True:
+            try:
+                frames = self._admin.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                reply = self.admin(request_decoder.decode(frames[-1]), now)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                reply = AdminReply(False, f"bad request: {exc}")
+            self._admin.send_multipart([*frames[:-1], admin_encoder.encode(reply)])
+
+    def admin(self, req: AdminRequest, now: int) -> AdminReply:
+        """Carry out an operator request (also callable in-process)."""
+        if req.action in ("kill", "release"):
+            fid = self.firm_ids.get(req.firm)
+            if fid is None:
+                return AdminReply(False, f"unknown firm {req.firm!r}")
+            if req.action == "kill":
+                self.suspended.add(fid)
+                self._add(None, _row(CommandKind.MASS_CANCEL, reason=CancelReason.ADMIN, firm=fid, ts=now))
+                self._flush(now, force=True)
+            else:
+                self.suspended.discard(fid)
+            code = "SUSPENDED" if req.action == "kill" else "RELEASED"
+            for s in self.sessions.by_key.values():
+                if s.firm_id == fid:
+                    self._deliver(s, p.SystemEvent(s.next_seq, now, code, f"firm {req.firm} {code.lower()}"))
+            return AdminReply(True, f"firm {req.firm} {code.lower()}")
+        if req.action in ("halt", "resume"):
+            inst = self.instrument_of.get(req.symbol)
+            if inst is None:
+                return AdminReply(False, f"unknown symbol {req.symbol!r}")
+            kind = CommandKind.HALT if req.action == "halt" else CommandKind.RESUME
+            self._add(None, _row(kind, instrument=inst, ts=now))
+            self._flush(now, force=True)
+            return AdminReply(True, f"{req.symbol} {req.action}d")
+        return AdminReply(True, f"sessions {len(self.sessions.by_key)} connected {len(self.sessions.by_routing_id)} "
+                                f"live orders {len(self.orders)} suspended {sorted(self.suspended)} "
+                                f"stats {dict(self.stats)}")

@@ -1,0 +1,81 @@
+"""Order-entry sessions: who is connected, what they were sent, how fast they may send.
+
+A session is (firm, session name). It outlives its connections: a client that
+reconnects and logs on to the same session with ``next_seq = k`` is sent again
+every stored message from seq k. Each session keeps:
+
+* the encoded messages it was sent, in seq order (``store[seq - 1]``), for the
+  trading day: O(1) append, O(messages resent) resend;
+* the ZeroMQ routing id of its current connection, or None while disconnected;
+* when it was last heard from and last sent to (heartbeats, cancel on disconnect);
+* a token bucket that limits its order messages per second (cancels are never
+  throttled: they only reduce risk);
+* the ids of its live orders, for cancel on disconnect.
+"""
+
+from __future__ import annotations
+
+NS_PER_MS = 1_000_000
+
+
+class Session:
+    __slots__ = ("firm_id", "firm", "name", "routing_id", "store", "last_heard_ns", "last_sent_ns",
+                 "heartbeat_ms", "cancel_on_disconnect", "live_orders", "_tokens", "_tokens_ns", "_rate")
+
+    def __init__(self, firm_id: int, firm: str, name: str, max_msgs_per_s: int):
+        self.firm_id = firm_id
+        self.firm = firm
+        self.name = name
+        self.routing_id: bytes | None = None
+        self.store: list[bytes] = []
+        self.last_heard_ns = 0
+        self.last_sent_ns = 0
+        self.heartbeat_ms = 1000
+        self.cancel_on_disconnect = True
+        self.live_orders: set[int] = set()
+        self._rate = max_msgs_per_s
+        self._tokens = float(max_msgs_per_s)  # burst: one second's worth
+        self._tokens_ns = 0
+
+    @property
+    def next_seq(self) -> int:
+        """The seq the next sequenced message will get."""
+        return len(self.store) + 1
+
+    def admit(self, now_ns: int) -> bool:
+        """Take one token for an order message; False (throttled) when there is none. O(1)."""
+        elapsed = now_ns - self._tokens_ns
+        if elapsed > 0:
+            self._tokens = min(float(self._rate), self._tokens + elapsed * self._rate / 1e9)
+            self._tokens_ns = now_ns
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+class SessionTable:
+    """Sessions by (firm, name) and by the routing id of their connection. O(1) lookups."""
+
+    def __init__(self):
+        self.by_key: dict[tuple[str, str], Session] = {}
+        self.by_routing_id: dict[bytes, Session] = {}
+
+    def bind(self, session: Session, routing_id: bytes) -> Session | None:
+        """Attach a connection to the session; returns a session that had this connection before."""
+        if session.routing_id is not None:
+            self.by_routing_id.pop(session.routing_id, None)
+        previous = self.by_routing_id.get(routing_id)
+        if previous is not None and previous is not session:
+            previous.routing_id = None
+        session.routing_id = routing_id
+        self.by_routing_id[routing_id] = session
+        return previous
+
+    def unbind(self, session: Session) -> None:
+        if session.routing_id is not None:
+            self.by_routing_id.pop(session.routing_id, None)
+            session.routing_id = None
+
+    def connected(self) -> list[Session]:
+        return list(self.by_routing_id.values())
