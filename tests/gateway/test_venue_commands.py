@@ -1,0 +1,55 @@
+"""cx schema, cx keys new and cx serve --demo, in-process."""
+
+from __future__ import annotations
+
+import json
+
+from gateway import protocol
+from gateway.cli import main
+from gateway.config import ConfigError, load_config
+from gateway.venue import SCHEMA_PATH
+
+
+def test_committed_schema_equals_the_protocol_module():
+    assert json.loads(SCHEMA_PATH.read_text()) == json.loads(json.dumps(protocol.json_schema()))
+
+
+def test_schema_names_every_message_of_both_directions(tmp_path):
+    out = tmp_path / "s.json"
+    assert main(["schema", "--out", str(out)]) == 0
+    defs = json.loads(out.read_text())["$defs"]
+    for cls in (*protocol.ClientMessage.__args__, *protocol.ServerMessage.__args__):
+        assert cls.__name__ in defs
+
+
+def test_keys_written_by_cx_keys_new_configure_a_curve_gateway(tmp_path, capsys):
+    keys = tmp_path / "keys"
+    assert main(["keys", "new", "gateway", "--dir", str(keys)]) == 0
+    assert main(["keys", "new", "ALPHA", "--dir", str(keys)]) == 0
+    assert 'name = "ALPHA"' in capsys.readouterr().out
+    cfg_file = tmp_path / "gw.toml"
+    cfg_file.write_text(f'[gateway]\norder_entry = "tcp://127.0.0.1:*"\nadmin = "tcp://127.0.0.1:*"\n'
+                        f'server_secret_key_file = "{keys / "gateway.key_secret"}"\n'
+                        f'[[firms]]\nname = "ALPHA"\npublic_key_file = "{keys / "ALPHA.key"}"\n')
+    cfg = load_config(cfg_file)
+    assert not cfg.plaintext and len(cfg.firms[0].public_key) == 40 and len(cfg.server_secret_key) == 40
+
+
+def test_plain_text_off_loopback_is_refused_naming_the_field(tmp_path):
+    cfg_file = tmp_path / "gw.toml"
+    cfg_file.write_text('[gateway]\norder_entry = "tcp://0.0.0.0:5555"\nplaintext = true\n[[firms]]\nname = "A"\n')
+    try:
+        load_config(cfg_file)
+    except ConfigError as exc:
+        assert "plaintext" in str(exc)
+    else:
+        raise AssertionError("plain text on 0.0.0.0 was accepted")
+
+
+def test_serve_with_demo_traders_prints_trades_and_stops_by_itself(capsys, tmp_path):
+    cfg_file = tmp_path / "gw.toml"
+    cfg_file.write_text('[gateway]\norder_entry = "tcp://127.0.0.1:*"\nadmin = "tcp://127.0.0.1:*"\n'
+                        'plaintext = true\n' + "".join(f'[[firms]]\nname = "{f}"\n' for f in ("DEMO", "MM1")))
+    assert main(["serve", "--config", str(cfg_file), "--demo", "--duration", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "order entry on tcp://127.0.0.1:" in out and "trade " in out and "stopped" in out
