@@ -53,3 +53,9 @@ def test_serve_with_demo_traders_prints_trades_and_stops_by_itself(capsys, tmp_p
     assert main(["serve", "--config", str(cfg_file), "--demo", "--duration", "3"]) == 0
     out = capsys.readouterr().out
     assert "order entry on tcp://127.0.0.1:" in out and "trade " in out and "stopped" in out
+
+
+def test_readme_message_tables_equal_the_protocol_module():
+    from gateway.protocol_tables import README, readme_block, tables
+
+    assert readme_block(README.read_text()) == tables()
