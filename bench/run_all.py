@@ -3,8 +3,10 @@
 1. Installs the peer matching engines of ``bench/requirements-peers.txt`` into
    the running venv (``pip install -r``) when one is missing; if that fails the
    benchmarks skip that peer and say so.
-2. Runs each standalone script ``bench/bench_*.py`` (today ``bench_core.py``),
-   passing ``--messages`` through, and streams its table.
+2. Runs each standalone script ``bench/bench_*.py`` (``bench_core.py``,
+   ``bench_journal.py``, ...), passing ``--messages`` through, and streams its
+   table (``bench_journal.py`` sizes its own 10-million-command flow and
+   ignores ``--messages``; ``bench_gateway.py`` runs for a fixed time and ignores it too).
 3. Runs the pytest-benchmark micro-benchmarks:
    ``pytest bench/test_micro.py --benchmark-only``.
 

@@ -12,7 +12,7 @@ One directory per exchange::
     genesis.cxj                     what the engine was created with (written once)
     00000000000000000001.seg        journal segments, named by the sequence number
     00000000000000170001.seg        of their first command (20 digits, so names sort)
-    snapshot-00000000000000250000.snap   snapshots (engine.snapshot)
+    snapshot-00000000000000250000.snap   snapshots (engine.snapshot; *.tmp while written)
     LOCK                            flock'ed by the one process that writes
 
 Frames
@@ -38,19 +38,23 @@ Invariants
 * Sequence numbers start at 1 and have no gaps: each batch starts right after
   the previous one, across segments; a segment's name is its first batch's
   ``first_seq``; a checkpoint's ``seq`` is the last command before it.
-* A batch is appended (``os.writev`` of header and payload, so a SIGKILL leaves
-  it in the page cache whole or not at all) before the engine processes it, and
-  with ``fsync="batch"`` it is on disk (``fdatasync``) before it is processed.
+* A batch is appended with one ``os.writev`` before the engine processes it
+  (a crash may leave it whole, absent, or - a SIGKILL during a large write,
+  a power loss before the fsync - cut short: a torn tail, see below); with
+  ``fsync="batch"`` the sequencer lets no event of the batch out before its
+  ``fdatasync`` has returned.
 * Only the last segment is ever written; a segment is fsynced before the next
   one is created, and the directory is fsynced after a segment is created.
-* Files are never rewritten; the only destructive operation is ``repair`` of a
-  torn tail, which truncates the last segment (or removes it when not even its
-  header survived).
+* Journal files are never rewritten; the only destructive operation is
+  ``repair`` of a torn tail, which truncates the last segment (or removes it
+  when not even its header survived). Nothing deletes old segments (no
+  retention yet): the genesis and every segment stay, so a full replay is
+  always possible.
 
 Durability policy (``JournalConfig.fsync``)
 -------------------------------------------
 * ``"batch"`` (default): group commit, one ``fdatasync`` per appended batch,
-  before its commands are processed (a caller that groups many client
+  finished before any of its events leave (a caller that groups many client
   messages into one batch pays one fsync for all of them). Nothing
   acknowledged is ever lost, even on power loss.
 * ``"interval"``: a background thread fsyncs every ``fsync_interval_ms`` when
@@ -72,9 +76,12 @@ names the file and the byte offset of the frame, and nothing is modified.
 
 Costs
 -----
-``append``: O(batch bytes) (one msgpack encode of the raw records, one crc32
-at ~4 GB/s, one writev) plus one fdatasync under the batch policy (0.1-10 ms
-depending on the device, independent of the batch size). Reading: a segment is
+``append``: no copy of the records (the msgpack frame is assembled around
+them), one crc32 (~4 GB/s), one writev (a memcpy into the page cache); the
+batch policy adds one fdatasync (0.2 ms for a small batch on the benchmark
+machine, ~2-10 ms for 5 MB). ``append_start``/``append_wait`` run that
+fdatasync in a thread while the engine matches the batch (the numba core
+holds the GIL, fdatasync does not). Reading: a segment is
 read whole (``segment_bytes``, 64 MiB by default), then O(bytes) crc32 and
 O(frames) Python work; the records are handed out as zero-copy memoryviews.
 """
@@ -394,11 +401,35 @@ def read_genesis(directory: str | os.PathLike[str]) -> Genesis:
 # ------------------------------------------------------------------- writer
 
 
+def encode_batch(first_seq: int, records: np.ndarray) -> list[bytes | memoryview]:
+    """The frame of a Batch without copying the records: [frame header, msgpack prefix, raw records].
+
+    The payload is ordinary msgpack of ``Batch(first_seq, count, records)``
+    (the records as one bin32 object), so ``decode`` reads it like any frame;
+    it is just assembled around the caller's buffer. O(bytes) for the crc32.
+    """
+    raw = memoryview(records.view(np.uint8))
+    empty = _encoder.encode(Batch(first_seq, len(records), b""))
+    assert empty[-2:] == b"\xc4\x00"  # bin 8 of length 0: replaced by a bin 32 header
+    prefix = empty[:-2] + b"\xc6" + len(raw).to_bytes(4, "big")
+    n = len(prefix) + len(raw)
+    if n > MAX_PAYLOAD:
+        raise ValueError(f"batch of {len(records)} commands is above the maximum frame size {MAX_PAYLOAD}")
+    return [FRAME_HEADER.pack(MAGIC, n, zlib.crc32(raw, zlib.crc32(prefix))), prefix, raw]
+
+
 class JournalWriter:
     """Appends batches to the journal of one directory, rotating segments by size.
 
-    ``append`` writes (page cache), ``commit`` makes durable per the policy,
-    ``sync`` always. Not thread-safe except for the interval flusher it owns.
+    ``append`` writes (page cache), ``commit`` makes durable per the policy
+    ("batch": one fdatasync now), ``sync`` always.
+
+    ``append_start`` / ``append_wait`` split a batch append so the caller can
+    work meanwhile: ``append_start`` writes the frame (one writev) and hands
+    the fdatasync of the batch policy to the writer's thread; ``append_wait``
+    waits for it. The caller must not let anything depending on the batch out
+    before ``append_wait`` returns. One append is in flight at most. Not
+    thread-safe otherwise.
     """
 
     def __init__(self, directory: str | os.PathLike[str], next_seq: int, config: JournalConfig | None = None,
@@ -431,6 +462,12 @@ class JournalWriter:
         if self.config.fsync == "interval":
             self._flusher = threading.Thread(target=self._flush_loop, name="journal-fsync", daemon=True)
             self._flusher.start()
+        self._worker: threading.Thread | None = None
+        self._in_flight = False
+        self._job_ready = threading.Event()
+        self._job_started = threading.Event()
+        self._job_done = threading.Event()
+        self._job_error: BaseException | None = None
 
     def _new_segment(self) -> None:
         path = self.directory / segment_name(self.next_seq)
@@ -449,22 +486,65 @@ class JournalWriter:
             self._new_segment()
 
     def append(self, records: np.ndarray) -> int:
-        """Append one batch (COMMAND_DTYPE records, C-contiguous); returns its first sequence number.
+        """Append one batch (COMMAND_DTYPE records); returns its first sequence number.
 
-        O(bytes) + one writev; durable only after ``commit``/``sync`` (per policy).
+        O(bytes): no copy of the records, one crc32, one writev. Durable only
+        after ``commit``/``sync``. An empty batch writes nothing.
         """
-        n = len(records)
         first = self.next_seq
-        if n == 0:
+        if len(records) == 0:
             return first
+        if self._in_flight:
+            raise RuntimeError("append while a pipelined append is in flight (call append_wait first)")
         if self.segment_size >= self.config.segment_bytes:
             self._rotate()
-        raw = memoryview(np.ascontiguousarray(records).view(np.uint8))
-        written = write_all(self._fd, encode_frame(Batch(first, n, raw)))
+        written = write_all(self._fd, encode_batch(first, np.ascontiguousarray(records)))
         self.segment_size += written
         self._written += written
-        self.next_seq = first + n
+        self.next_seq = first + len(records)
         return first
+
+    def append_start(self, records: np.ndarray) -> int:
+        """``append``, then the batch policy's fdatasync started in the writer thread; the first sequence number.
+
+        ``append_wait`` must follow before anything depending on the batch
+        being durable happens.
+        """
+        first = self.append(records)
+        if self.config.fsync != "batch" or self._written == self._synced:
+            return first
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work_loop, name="journal-sync", daemon=True)
+            self._worker.start()
+        self._in_flight = True
+        self._job_error = None
+        self._job_started.clear()
+        self._job_done.clear()
+        self._job_ready.set()
+        self._job_started.wait()  # the thread holds the job: let it reach the fdatasync (which releases the GIL)
+        return first
+
+    def append_wait(self) -> None:
+        """Wait for the sync started by ``append_start``; raises its error (the batch is then not durable)."""
+        if not self._in_flight:
+            return
+        self._job_done.wait()
+        self._in_flight = False
+        if self._job_error is not None:
+            raise self._job_error
+
+    def _work_loop(self) -> None:
+        while True:
+            self._job_ready.wait()
+            self._job_ready.clear()
+            if self._stop.is_set():
+                return
+            self._job_started.set()
+            try:
+                self.sync()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller by append_wait
+                self._job_error = exc
+            self._job_done.set()
 
     def append_checkpoint(self, state_hash: str, event_seq: int) -> None:
         """A Checkpoint for the state after the last appended command (written, not synced)."""
@@ -504,15 +584,23 @@ class JournalWriter:
         return self._written - self._synced
 
     def close(self) -> None:
-        """Sync, close the segment and release the directory lock."""
-        self._stop.set()
-        if self._flusher is not None:
-            self._flusher.join()
-        if self._fd is not None:
-            self.sync()
-            os.close(self._fd)
-            self._fd = None
-        self._lock.release()
+        """Finish a pipelined write, sync, close the segment and release the directory lock."""
+        try:
+            self.append_wait()
+        finally:
+            self._stop.set()
+            if self._worker is not None:
+                self._job_ready.set()
+                self._worker.join()
+            if self._flusher is not None:
+                self._flusher.join()
+            if self._fd is not None:
+                try:
+                    self.sync()
+                finally:
+                    os.close(self._fd)
+                    self._fd = None
+            self._lock.release()
 
 
 # ------------------------------------------------------------------- reader
@@ -546,6 +634,8 @@ class JournalReader:
         start = 0
         while start + 1 < len(segs) and segs[start + 1][0] <= after + 1:
             start += 1
+        if segs:  # commands before the first segment read are covered by the caller's snapshot
+            self.last_seq = max(0, min(segs[start][0] - 1, after))
         expected = None  # the next sequence number
         for k in range(start, len(segs)):
             first, path = segs[k]

@@ -12,6 +12,27 @@ Subcommands:
   draws random numbers), and simulated time starts at a fixed anchor hour, not
   at the wall clock.
 
+* ``cx replay JOURNAL_DIR [--summary] [--from-snapshot] [--verify]``: replays a
+  journal (``engine.journal``) through a fresh engine and prints the event
+  stream, one line per event (or with ``--summary`` only the totals).
+  ``--verify`` replays twice and checks that both give identical events and
+  the same state, equal to every checkpoint and snapshot recorded in the
+  directory (and that replay from the newest snapshot ends in the same
+  state); exit status 1 if not. A corrupt journal exits 2 naming the file and
+  offset; a torn tail is reported, never modified.
+
+* ``cx order buy|sell SYMBOL QTY @ PRICE [--ioc|--fok|--gtd TIME] [--post-only]
+  [--market]``, ``cx cancel ORDER_ID``, ``cx orders [--symbol S]``: order entry
+  through a running gateway (``gateway.client``), prices in dollars. Common
+  options: ``--endpoint`` (default tcp://127.0.0.1:5555), ``--firm`` (default
+  DEMO, plain text), ``--keys DIR`` / ``--server-key FILE`` (CurveZMQ),
+  ``--session`` (default ``cli``), ``--timeout``. Each logs on to the session
+  with next_seq=1 and cancel_on_disconnect off, so orders outlive the command.
+  ``cx order`` prints the reports until the order is final or rests; ``cx
+  orders`` rebuilds the open orders from the session's history (the protocol
+  has no query): it lists the orders entered on that session name only.
+  Exit status 1: rejected or no answer; 2: usage, logon or connection error.
+
 Other commands register themselves with ``_build_parser`` the same way
 ``demo`` does. ``main(argv)`` returns the process exit code (0 ok, 2 bad usage
 or configuration).
@@ -301,6 +322,346 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ replay
+
+
+def format_event_line(ev: Any) -> str:
+    """One event struct as one readable line: seq, time (UTC, ns), kind, then its fields with codes named."""
+    from engine.codes import CancelReason, InstrumentStatus, Liquidity, RejectReason
+    from engine.records import Cancelled
+
+    names = {"side": Side, "liquidity": Liquidity, "status": InstrumentStatus,
+             "reason": CancelReason if isinstance(ev, Cancelled) else RejectReason}
+    secs, ns = divmod(ev.ts, NS_PER_SECOND)
+    when = format_ts(secs * NS_PER_SECOND)[:-5] + f".{ns:09d}Z"
+    parts = [f"{ev.seq:>10}", when, f"{type(ev).__name__:<23}"]
+    for f in ev.__struct_fields__[2:]:
+        v = getattr(ev, f)
+        if f in names:
+            v = {m.value: m.name for m in names[f]}.get(v, v)
+        parts.append(f"{f}={v}")
+    return " ".join(parts)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from engine.journal import JournalError
+    from engine.records import events_from_records
+    from engine.sequencer import replay_journal
+
+    counts: Counter[str] = Counter()
+
+    def show(records: Any) -> None:
+        for ev in events_from_records(records):
+            print(format_event_line(ev))
+
+    def count(records: Any) -> None:
+        for k, n in zip(*np.unique(records["kind"], return_counts=True), strict=True):
+            counts[EventKind(int(k)).name] += int(n)
+
+    try:
+        if args.verify:
+            return _verify_replay(args.journal_dir)
+        res = replay_journal(args.journal_dir, from_snapshot=args.from_snapshot,
+                             on_events=count if args.summary else show)
+    except BrokenPipeError:
+        raise
+    except (JournalError, OSError) as exc:
+        print(f"cx replay: {exc}", file=sys.stderr)
+        return 2
+    if res.torn is not None:
+        print(f"cx replay: warning: journal ends in a torn record: {res.torn}", file=sys.stderr)
+    for m in res.mismatches:
+        print(f"cx replay: MISMATCH {m}", file=sys.stderr)
+    if args.summary:
+        start = f"snapshot {res.snapshot.name}" if res.snapshot else "genesis"
+        print(f"replayed commands {res.start_seq + 1}..{res.last_seq} ({res.commands}) from {start} in "
+              f"{res.seconds:.3f}s: {res.events} events, {res.checkpoints_checked} checkpoints checked")
+        print("  events: " + ", ".join(f"{k.lower()} {n}" for k, n in sorted(counts.items())))
+        print(f"  state hash {res.state_hash()}")
+    return 1 if res.mismatches else 0
+
+
+def _verify_replay(journal_dir: str) -> int:
+    """Replay twice from the genesis (and once from the newest snapshot); compare events, states, records."""
+    from engine.sequencer import replay_journal
+
+    runs = [replay_journal(journal_dir, check_snapshots=True, digest=True) for _ in range(2)]
+    a, b = runs
+    problems = list(a.mismatches)
+    if a.event_digest != b.event_digest or a.events != b.events:
+        problems.append(f"two replays gave different events ({a.events} events {a.event_digest} vs "
+                        f"{b.events} events {b.event_digest})")
+    final = a.state_hash()
+    if b.state_hash() != final:
+        problems.append("two replays ended in different states")
+    snap = replay_journal(journal_dir, from_snapshot=True)
+    if snap.snapshot is not None and snap.state_hash() != final:
+        problems.append(f"replay from {snap.snapshot.name} ends in state {snap.state_hash()}, "
+                        f"from the genesis in {final}")
+    if a.torn is not None:
+        print(f"cx replay: warning: journal ends in a torn record: {a.torn}", file=sys.stderr)
+    print(f"replayed commands 1..{a.last_seq} twice: {a.events} events each, event digest {a.event_digest}")
+    print(f"  checked {a.checkpoints_checked} checkpoints and {a.snapshots_checked} snapshots; "
+          f"from {snap.snapshot.name if snap.snapshot else 'no snapshot'}: {snap.commands} commands replayed")
+    print(f"  state hash {final}")
+    for p in problems:
+        print(f"verify: MISMATCH {p}")
+    print("verify: FAILED" if problems else "verify: OK")
+    return 1 if problems else 0
+
+
+def _add_replay(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "replay",
+        help="replay a journal through a fresh engine and print its events",
+        description="Replay a journal directory (and snapshot) through a fresh engine; print the events, a "
+                    "summary, or verify determinism against the recorded state hashes.",
+    )
+    p.add_argument("journal_dir", metavar="JOURNAL_DIR", help="a journal directory (engine.journal)")
+    p.add_argument("--summary", action="store_true", help="print totals instead of one line per event")
+    p.add_argument("--from-snapshot", action="store_true",
+                   help="start from the newest snapshot (events before it are not printed)")
+    p.add_argument("--verify", action="store_true",
+                   help="replay twice; check identical events and the recorded checkpoint and snapshot hashes")
+    p.set_defaults(func=cmd_replay)
+
+
+# ------------------------------------------------------------- order entry
+
+CLI_SESSION = "cli"
+REST_GRACE_S = 0.2  # after Accepted, how long a resting order's immediate fills may take to arrive
+
+
+def _connect_cli(args: argparse.Namespace) -> Any:
+    """An OrderEntryClient logged on to ``args.session`` with next_seq=1 and cancel_on_disconnect off.
+
+    next_seq=1: the gateway resends the session's history (``cx orders`` needs it; the other commands skip
+    it). cancel_on_disconnect off: an order entered here must outlive the command.
+    """
+    from pathlib import Path
+
+    from gateway.client import ClientError, OrderEntryClient, load_client_keys, load_server_key
+
+    keys = server_key = None
+    if args.keys:
+        keys = load_client_keys(args.keys, args.firm)
+        server_key = load_server_key(args.server_key or Path(args.keys) / "gateway.key")
+    elif args.server_key:
+        raise ClientError("--server-key needs --keys DIR (the firm's key pair)")
+    client = OrderEntryClient(logon_timeout=args.timeout)
+    client.connect(args.endpoint, args.session, firm=None if keys else args.firm, client_keys=keys,
+                   server_key=server_key, next_seq=1, cancel_on_disconnect=False)
+    return client
+
+
+def _run_order_entry(name: str, args: argparse.Namespace, body: Any) -> int:
+    """Connect, run ``body(client)``, log out; client, logon and connection errors exit 2."""
+    import contextlib
+
+    from gateway.client import ClientError
+
+    try:
+        client = _connect_cli(args)
+    except (ClientError, ValueError) as exc:
+        print(f"cx {name}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return body(client)
+    except (ClientError, ValueError) as exc:
+        print(f"cx {name}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        with contextlib.suppress(Exception):
+            client.logout(timeout=0.5)
+        client.close()
+
+
+def _order_price(words: list[str], market: bool) -> str | None:
+    """``["@", "2.450"]``, ``["@2.450"]`` or ``["2.450"]`` -> ``"2.450"``; ``[]`` only for --market."""
+    text = " ".join(words).strip()
+    text = text[1:].strip() if text.startswith("@") else text
+    if market:
+        if text:
+            raise ValueError("a market order takes no price")
+        return None
+    if not text or " " in text:
+        raise ValueError("expected '@ PRICE' in dollars, e.g. '@ 2.450' (or --market)")
+    return text
+
+
+def _parse_time(text: str) -> int:
+    """GTD time: ISO 8601 (UTC unless it says otherwise), ``+90s`` / ``+30m`` / ``+2h`` from now, or ns."""
+    import time
+    from datetime import UTC, datetime
+
+    if text.isdigit():
+        return int(text)
+    if text.startswith("+") and text[-1:] in ("s", "m", "h") and text[1:-1].isdigit():
+        return time.time_ns() + int(text[1:-1]) * {"s": 1, "m": 60, "h": 3600}[text[-1]] * NS_PER_SECOND
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--gtd {text!r}: expected an ISO time such as 2026-12-01T13:30Z, +30m, or ns") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp()) * NS_PER_SECOND + dt.microsecond * 1000
+
+
+def cmd_order(args: argparse.Namespace) -> int:
+    import time
+
+    from gateway import protocol as p
+    from gateway.client import format_report
+    from gateway.units import parse_price, parse_qty
+
+    try:
+        qty = parse_qty(args.qty)
+        text = _order_price(args.price, args.market)
+        price = 0 if text is None else parse_price(text, args.tick)
+        expire_ts = _parse_time(args.gtd) if args.gtd else 0
+    except ValueError as exc:
+        print(f"cx order: {exc}", file=sys.stderr)
+        return 2
+    tif = TimeInForce.IOC if args.ioc else TimeInForce.FOK if args.fok else TimeInForce.GTD if args.gtd else (
+        TimeInForce.IOC if args.market else TimeInForce.GTC)
+    ord_type = OrderType.MARKET if args.market else OrderType.LIMIT
+    side = Side[args.side.upper()]
+    rests = ord_type == OrderType.LIMIT and tif in (TimeInForce.GTC, TimeInForce.GTD)
+
+    def body(c: Any) -> int:
+        cid = c.new_order(args.symbol, side, qty, price, ord_type=ord_type, tif=tif, post_only=args.post_only,
+                          expire_ts=expire_ts, client_order_id=args.client_id)
+        limit = "market" if args.market else f"@ {format_price(price, args.tick)}"
+        print(f"{c.firm} session {c.session!r}: {side.name} {format_qty(qty)} {args.symbol} {limit} {tif.name}"
+              f"{' post-only' if args.post_only else ''} (client id {cid})")
+        deadline = time.monotonic() + args.timeout
+        order_id = settle_at = None
+        while True:
+            now = time.monotonic()
+            end = deadline if settle_at is None else min(deadline, settle_at)
+            msg = c.recv(max(end - now, 0.0))
+            if msg is None:
+                if settle_at is not None:
+                    o = c.orders.get(order_id)
+                    if o is not None:
+                        print(f"order {order_id} rests: {format_qty(o.leaves)} open @ "
+                              f"{format_price(o.price, args.tick)}")
+                    return 0
+                print(f"cx order: no final report within {args.timeout:g}s", file=sys.stderr)
+                return 1
+            if isinstance(msg, p.ProtocolError):
+                print(f"cx order: {format_report(msg)}", file=sys.stderr)
+                return 1
+            if c.is_resend(msg) or not (getattr(msg, "client_order_id", None) == cid
+                                        or (order_id is not None and getattr(msg, "order_id", None) == order_id)):
+                continue
+            print(format_report(msg, args.tick))
+            if isinstance(msg, p.Accepted):
+                order_id = msg.order_id
+                settle_at = time.monotonic() + REST_GRACE_S if rests else None
+            elif isinstance(msg, p.Rejected):
+                return 1
+            elif isinstance(msg, p.Cancelled) or (isinstance(msg, p.Executed) and msg.leaves == 0):
+                return 0
+            elif isinstance(msg, p.Executed) and rests:
+                settle_at = time.monotonic() + REST_GRACE_S
+
+    return _run_order_entry("order", args, body)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    import time
+
+    from gateway import protocol as p
+    from gateway.client import format_report
+
+    def body(c: Any) -> int:
+        c.cancel(args.order_id)
+        deadline = time.monotonic() + args.timeout
+        while (msg := c.recv(max(deadline - time.monotonic(), 0.0))) is not None:
+            if isinstance(msg, p.ProtocolError):
+                print(f"cx cancel: {format_report(msg)}", file=sys.stderr)
+                return 1
+            if not c.is_resend(msg) and isinstance(msg, p.Cancelled | p.CancelRejected) \
+                    and msg.order_id == args.order_id:
+                print(format_report(msg, args.tick))
+                return 0 if isinstance(msg, p.Cancelled) else 1
+        print(f"cancel of order {args.order_id} sent; no report on session {c.session!r} within {args.timeout:g}s "
+              "(the report goes to the session that entered the order: pass its --session)")
+        return 0
+
+    return _run_order_entry("cancel", args, body)
+
+
+def cmd_orders(args: argparse.Namespace) -> int:
+    import time
+
+    def body(c: Any) -> int:
+        deadline = time.monotonic() + args.timeout
+        while not c.resend_complete():
+            if c.recv(max(deadline - time.monotonic(), 0.0)) is None and time.monotonic() >= deadline:
+                print(f"cx orders: the session history did not arrive within {args.timeout:g}s", file=sys.stderr)
+                return 1
+        orders = c.open_orders(args.symbol)
+        print(f"{c.firm} session {c.session!r}: {len(orders)} open order{'' if len(orders) == 1 else 's'} "
+              f"({c.last_seq} messages of history)")
+        if orders:
+            width = max(len(o.symbol) for o in orders)
+            print(f"  {'order':>8} {'side':<4} {'open':>7} {'symbol':<{width}} {'price':>9} {'filled':>7}  client id")
+            for o in orders:
+                print(f"  {o.order_id:>8} {o.side.name:<4} {format_qty(o.leaves):>7} {o.symbol:<{width}} "
+                      f"{format_price(o.price, args.tick):>9} {format_qty(o.cum):>7}  {o.client_order_id}")
+        return 0
+
+    return _run_order_entry("orders", args, body)
+
+
+def _order_entry_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--endpoint", default="tcp://127.0.0.1:5555", help="gateway order entry (default %(default)s)")
+    p.add_argument("--firm", default="DEMO", help="the firm (plain text), or whose keys --keys holds (default DEMO)")
+    p.add_argument("--session", default=CLI_SESSION, help="session name (default %(default)s)")
+    p.add_argument("--keys", metavar="DIR", help="CurveZMQ: DIR/FIRM.key_secret (from `cx keys new FIRM`)")
+    p.add_argument("--server-key", metavar="FILE", help="the gateway's public key (default DIR/gateway.key)")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the gateway (default 5)")
+    p.add_argument("--tick", default="0.001", help="dollars per tick of the listing (default 0.001)")
+
+
+def _add_order_entry(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("order", help="send one order to the gateway and print its execution reports",
+                       description="Send a NewOrder (price in dollars) and print the reports until the order is "
+                                   "final or rests. Example: cx order buy H100.US-EAST.FIRM.2026-12-01T14 10 @ "
+                                   "2.450 --ioc")
+    p.add_argument("side", type=str.lower, choices=("buy", "sell"))
+    p.add_argument("symbol", metavar="SYMBOL")
+    p.add_argument("qty", metavar="QTY", help="GPUs")
+    p.add_argument("price", nargs="*", metavar="@ PRICE", help="limit in dollars per GPU-hour (none with --market)")
+    tif = p.add_mutually_exclusive_group()
+    tif.add_argument("--ioc", action="store_true", help="immediate or cancel")
+    tif.add_argument("--fok", action="store_true", help="fill or kill")
+    tif.add_argument("--gtd", metavar="TIME", help="good till TIME: 2026-12-01T13:30Z (UTC), +30m, or ns")
+    p.add_argument("--post-only", action="store_true", help="reject rather than take liquidity")
+    p.add_argument("--market", action="store_true", help="market order (IOC unless --fok)")
+    p.add_argument("--client-id", type=int, help="client order id (default: time-based, unique)")
+    _order_entry_options(p)
+    p.set_defaults(func=cmd_order)
+
+    p = sub.add_parser("cancel", help="cancel one order by its order id",
+                       description="Cancel an order of the firm and print the report (sent to the session that "
+                                   "entered the order).")
+    p.add_argument("order_id", type=int, metavar="ORDER_ID")
+    _order_entry_options(p)
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("orders", help="list the open orders of a session",
+                       description="Log on with next_seq=1, rebuild the open orders from the session's history, "
+                                   "print them. Lists the orders entered on that session name only.")
+    p.add_argument("--symbol", help="only this instrument")
+    _order_entry_options(p)
+    p.set_defaults(func=cmd_orders)
+
+
 # -------------------------------------------------------------------- main
 
 
@@ -336,6 +697,11 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cx", description="Compute-capacity exchange tools.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_demo(sub)
+    _add_replay(sub)
+    _add_order_entry(sub)
+    from gateway.venue import add_commands  # serve, keys, schema
+
+    add_commands(sub)
     return parser
 
 

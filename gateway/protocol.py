@@ -2,8 +2,11 @@
 
 This module is the single definition of the protocol. Messages are msgspec
 Structs, tagged by their class name in the field ``type``, encoded with
-msgpack, one message per ZeroMQ frame (clients use DEALER, the gateway
-ROUTER). ``cx schema`` exports the JSON Schema of both directions to
+msgpack (clients use DEALER, the gateway ROUTER). A ZeroMQ frame holds one
+message (a msgpack map) or several in order (a msgpack array of maps): the
+gateway sends each session what one pass of its loop produced as one frame,
+and clients may batch their messages the same way. ``LogonAccepted``,
+``LogonRejected`` and ``ProtocolError`` always travel alone. ``cx schema`` exports the JSON Schema of both directions to
 ``gateway/schema/order_entry.json`` for clients in other languages; a test
 keeps the committed file equal to this module.
 
@@ -23,11 +26,15 @@ Conventions (after Nasdaq OUCH / SoupBinTCP and FIX):
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from engine.codes import CancelReason, Liquidity, OrderType, RejectReason, SelfTradePrevention, Side, TimeInForce
 
 MAX_FRAME_BYTES = 64 * 1024  # a larger frame is refused unread
+# every integer a client sends fits the engine's int64 records; anything else is refused when decoded
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 MAX_QUOTE_ENTRIES = 512
 
 
@@ -40,8 +47,8 @@ class _Message(msgspec.Struct, frozen=True, tag=True, tag_field="type", forbid_u
 
 class Logon(_Message):
     session: str  # the client's name for this session; a firm may run several
-    next_seq: int = 1  # first gateway seq this client has not yet received
-    heartbeat_ms: int = 1000  # the client sends something at least this often
+    next_seq: Int64 = 1  # first gateway seq this client has not yet received
+    heartbeat_ms: Int64 = 1000  # the client sends something at least this often
     cancel_on_disconnect: bool = True
     firm: str = ""  # plain-text mode only; with CURVE the key names the firm
 
@@ -55,26 +62,26 @@ class Heartbeat(_Message):
 
 
 class NewOrder(_Message):
-    client_order_id: int  # unique per firm for the trading day
+    client_order_id: Int64  # unique per firm for the trading day
     symbol: str
     side: Side
-    qty: int
-    price: int = 0  # ignored for MARKET
+    qty: Int64
+    price: Int64 = 0  # ignored for MARKET
     ord_type: OrderType = OrderType.LIMIT
     tif: TimeInForce = TimeInForce.GTC
     post_only: bool = False
     stp: SelfTradePrevention = SelfTradePrevention.CANCEL_NEWEST
-    expire_ts: int = 0  # GTD only
+    expire_ts: Int64 = 0  # GTD only
 
 
 class Cancel(_Message):
-    order_id: int
+    order_id: Int64
 
 
 class Modify(_Message):
-    order_id: int
-    price: int
-    qty: int  # the new open quantity
+    order_id: Int64
+    price: Int64
+    qty: Int64  # the new open quantity
 
 
 class MassCancel(_Message):
@@ -83,14 +90,14 @@ class MassCancel(_Message):
 
 class QuoteEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     symbol: str
-    bid_price: int
-    bid_qty: int  # 0: no bid
-    ask_price: int
-    ask_qty: int  # 0: no ask
+    bid_price: Int64
+    bid_qty: Int64  # 0: no bid
+    ask_price: Int64
+    ask_qty: Int64  # 0: no ask
 
 
 class MassQuote(_Message):
-    quote_id: int
+    quote_id: Int64
     entries: list[QuoteEntry]
 
 
@@ -194,6 +201,30 @@ ServerMessage = (
 client_encoder = msgspec.msgpack.Encoder()
 client_decoder = msgspec.msgpack.Decoder(ClientMessage)
 server_decoder = msgspec.msgpack.Decoder(ServerMessage)
+client_frame_decoder = msgspec.msgpack.Decoder(ClientMessage | list[ClientMessage])
+server_frame_decoder = msgspec.msgpack.Decoder(ServerMessage | list[ServerMessage])
+
+
+def decode_server_frame(frame) -> list:
+    """The gateway messages in one frame, in order. Raises msgspec.DecodeError / ValidationError."""
+    out = server_frame_decoder.decode(frame)
+    return out if isinstance(out, list) else [out]
+
+
+def decode_client_frame(frame) -> list:
+    """The client messages in one frame, in order. Raises msgspec.DecodeError / ValidationError."""
+    out = client_frame_decoder.decode(frame)
+    return out if isinstance(out, list) else [out]
+
+
+def join_encoded(payloads: list[bytes]) -> bytes:
+    """One frame from already msgpack-encoded messages: the message itself, or an array of them. O(bytes)."""
+    n = len(payloads)
+    if n == 1:
+        return payloads[0]
+    head = bytes([0x90 | n]) if n < 16 else (b"\xdc" + n.to_bytes(2, "big") if n < 65536
+                                             else b"\xdd" + n.to_bytes(4, "big"))
+    return head + b"".join(payloads)
 
 
 def json_schema() -> dict:

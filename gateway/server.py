@@ -1,10 +1,12 @@
 """The order-entry gateway: a ZeroMQ ROUTER in front of the matching engine.
 
 One thread runs one loop (``poll_once``): drain every frame that is ready (up
-to ``max_batch``), decode and check each, turn the valid ones into command
-records, hand them to the engine as ONE batch, then route the batch's events
-back as execution reports. So under load the cost of crossing into the engine
-is paid per batch, and replies leave in the order the engine produced them.
+to ``max_batch``), decode and check each message, turn the valid ones into
+command records, hand them to the engine as ONE batch, route the batch's
+events back as execution reports, then send each connection everything it
+got in this pass as one frame. So under load the cost of crossing into the
+engine, and of a socket send, is paid per batch, and replies leave in the
+order the engine produced them.
 
 What the gateway owns, and nothing more (the books are the engine's):
 * sessions (``gateway.sessions``): logon, per-session sequencing and resend,
@@ -53,6 +55,10 @@ _INST, _FIRM, _OID, _CLID, _PRICE, _QTY, _LEAVES, _CUM, _TID = (
     _EV[k] for k in ("instrument", "firm", "order_id", "client_order_id", "price", "qty", "leaves", "cum", "trade_id"))
 _ROW_KIND = COMMAND_DTYPE.names.index("kind")
 HARD_FRAME_LIMIT = 1 << 20  # ZeroMQ drops a connection that sends more than this in one frame
+# plain ints: pyzmq's flag enums cost more than the send itself on this path
+_NOBLOCK = int(zmq.NOBLOCK)
+_MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
+OUTBOX_FRAME = 1024  # messages per frame at most
 
 
 def _row(kind, side=0, ord_type=0, tif=0, stp=0, post_only=0, reason=0, instrument=-1, firm=-1, ts=0,
@@ -91,13 +97,14 @@ class Gateway:
         self.quote_orders: dict[tuple[int, int, int], int] = {}  # (firm, instrument, side) -> order id
         self.suspended: set[int] = set()
         self.stats: Counter[str] = Counter()
+        self._outbox: dict[bytes, list[bytes]] = {}  # routing id -> encoded messages of this pass
         self._rows: list[tuple] = []  # the batch being built
         self._origins: list[Session | None] = []  # who sent each row (None: the gateway itself)
         self._pending: Counter[tuple[int, int]] = Counter()  # quantity admitted into the batch
         self._last_engine_ns = 0
         self._last_timers_ns = 0
         self._encode = msgspec.msgpack.Encoder().encode
-        self._decode = p.client_decoder.decode
+        self._decode = p.decode_client_frame
         self._handlers = {p.NewOrder: self._new_order, p.Cancel: self._cancel, p.Modify: self._modify,
                           p.MassCancel: self._mass_cancel, p.MassQuote: self._mass_quote,
                           p.Heartbeat: self._heartbeat, p.Logout: self._logout}
@@ -168,17 +175,20 @@ class Gateway:
             self._serve_zap()
         now = self.clock()
         if self._router in ready:
-            recv = self._router.recv_multipart
+            recv = self._router.recv
             for _ in range(self.config.max_batch):
                 try:
-                    frames = recv(zmq.NOBLOCK, copy=False)
+                    frames = [recv(_NOBLOCK, copy=False)]
                 except zmq.Again:
                     break
+                while frames[-1].more:
+                    frames.append(recv(0, copy=False))
                 self._on_frames(frames, now)
         if self._admin in ready:
             self._serve_admin(now)
         self._timers(now)
         self._flush(now)
+        self._send_outbox()
 
     def _on_frames(self, frames: list[zmq.Frame], now: int) -> None:
         self.stats["frames"] += 1
@@ -190,16 +200,20 @@ class Gateway:
             self.stats["oversized"] += 1
             return self._protocol_error(rid, f"frame of {len(frame)} bytes is above {p.MAX_FRAME_BYTES}")
         try:
-            msg = self._decode(frame.buffer)
+            msgs = self._decode(frame.buffer)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             return self._protocol_error(rid, f"undecodable message: {exc}")
-        if type(msg) is p.Logon:
-            return self._logon(rid, frame, msg, now)
-        session = self.sessions.by_routing_id.get(rid)
-        if session is None:
-            return self._protocol_error(rid, "not logged on")
-        session.last_heard_ns = now
-        self._handlers[type(msg)](session, msg, now)
+        if not msgs:
+            return self._protocol_error(rid, "a frame must hold at least one message")
+        for msg in msgs:
+            if type(msg) is p.Logon:
+                self._logon(rid, frame, msg, now)
+                continue
+            session = self.sessions.by_routing_id.get(rid)
+            if session is None:
+                return self._protocol_error(rid, "not logged on")
+            session.last_heard_ns = now
+            self._handlers[type(msg)](session, msg, now)
 
     def _protocol_error(self, rid: bytes, text: str) -> None:
         self.stats["protocol_errors"] += 1
@@ -208,17 +222,32 @@ class Gateway:
 
     def _send(self, rid: bytes, payload: bytes) -> None:
         try:
-            self._router.send_multipart([rid, payload], zmq.NOBLOCK)
+            self._router.send(rid, _MORE_NOBLOCK)
+            self._router.send(payload, _NOBLOCK)
         except zmq.ZMQError:  # peer gone or its queue full: the store keeps sequenced messages for resend
             self.stats["send_dropped"] += 1
 
     def _deliver(self, s: Session, msg) -> None:
-        """Store a sequenced message (built with seq = s.next_seq) and send it if connected."""
+        """Store a sequenced message (built with seq = s.next_seq); it leaves at the end of the pass."""
         payload = self._encode(msg)
         s.store.append(payload)
         if s.routing_id is not None:
-            self._send(s.routing_id, payload)
+            self._queue(s.routing_id, payload)
             s.last_sent_ns = self._last_engine_ns
+
+    def _queue(self, rid: bytes, payload: bytes) -> None:
+        box = self._outbox.get(rid)
+        if box is None:
+            self._outbox[rid] = [payload]
+        else:
+            box.append(payload)
+
+    def _send_outbox(self) -> None:
+        """Each connection's messages of this pass as frames of up to OUTBOX_FRAME messages."""
+        for rid, payloads in self._outbox.items():
+            for i in range(0, len(payloads), OUTBOX_FRAME):
+                self._send(rid, p.join_encoded(payloads[i : i + OUTBOX_FRAME]))
+        self._outbox.clear()
 
     # ------------------------------------------------------------ sessions
 
@@ -247,7 +276,7 @@ class Gateway:
         s.last_heard_ns = s.last_sent_ns = now
         self._send(rid, self._encode(p.LogonAccepted(s.name, firm, s.next_seq, self.config.heartbeat_ms)))
         for payload in s.store[m.next_seq - 1:]:
-            self._send(rid, payload)
+            self._queue(rid, payload)
 
     def _heartbeat(self, s: Session, m: p.Heartbeat, now: int) -> None:
         pass  # being heard from is all a heartbeat does

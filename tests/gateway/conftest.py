@@ -42,15 +42,18 @@ class Client:
             setattr(self.sock, k, v)
         self.sock.connect(endpoint)
         self.seen: list = []
+        self._queued: list = []  # decoded messages of a frame not yet returned
 
     def send(self, msg) -> None:
         self.sock.send(p.client_encoder.encode(msg))
 
     def recv(self, timeout: float = 2.0):
         """The next message, or None after timeout seconds."""
-        if not self.sock.poll(int(timeout * 1000)):
-            return None
-        msg = p.server_decoder.decode(self.sock.recv())
+        if not self._queued:
+            if not self.sock.poll(int(timeout * 1000)):
+                return None
+            self._queued.extend(p.decode_server_frame(self.sock.recv()))
+        msg = self._queued.pop(0)
         self.seen.append(msg)
         return msg
 
