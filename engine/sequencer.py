@@ -328,7 +328,8 @@ class RecoveryReport:
                 f"({self.checkpoints_checked} checkpoints checked) in {self.seconds:.3f}s{torn}")
 
 
-_QUERIES = ("now", "status", "best_bid", "best_ask", "depth", "order", "book_orders", "instruments", "max_firms")
+_QUERIES = ("now", "status", "best_bid", "best_ask", "depth", "order", "book_orders", "instruments", "max_firms",
+            "last_command_ends")
 
 
 class JournaledExchange:

@@ -1,8 +1,10 @@
 """The running venue and its set-up commands: ``cx serve``, ``cx keys new``, ``cx schema``.
 
 ``cx serve`` assembles the venue in one process: the listing (anchored at the
-current UTC hour), the matching engine sized for a trading day, the order-entry
-gateway on its configured endpoints, and, with ``--demo``, a demo market maker
+current UTC hour), the matching engine sized for a trading day (with
+``--journal DIR``, behind the sequencer: every batch is in the journal, on
+disk, before any reply to it leaves, and a restart recovers the exact state),
+the order-entry gateway on its configured endpoints, and, with ``--demo``, a demo market maker
 and a demo taker trading against it through the real gateway (their own
 DEALER connections) so that a newcomer sees a live market. It runs until
 Ctrl-C or ``--duration`` seconds and prints a summary.
@@ -29,6 +31,7 @@ from engine.codes import Side, TimeInForce
 from engine.exchange import Exchange
 from engine.instruments import NS_PER_HOUR
 from engine.listing import load_listing
+from engine.sequencer import JournaledExchange
 from gateway import protocol
 from gateway.client import OrderEntryClient
 from gateway.config import load_config
@@ -44,7 +47,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     anchor = time.time_ns() // NS_PER_HOUR * NS_PER_HOUR
     instruments = load_listing(args.listing).instruments(anchor)
-    engine = Exchange(instruments, len(config.firms), expected_orders=EXPECTED_ORDERS_PER_DAY)
+    if args.journal:
+        engine = JournaledExchange.open(args.journal, instruments, len(config.firms),
+                                        expected_orders=EXPECTED_ORDERS_PER_DAY)
+        instruments = engine.instruments  # a recovered journal keeps the listing it was started with
+        if engine.recovery is not None:
+            print(f"cx serve: {engine.recovery}", flush=True)
+    else:
+        engine = Exchange(instruments, len(config.firms), expected_orders=EXPECTED_ORDERS_PER_DAY)
     gateway = Gateway(config, engine).start()
     print(f"cx serve: {len(instruments)} instruments, order entry on {gateway.endpoint}, admin on "
           f"{gateway.admin_endpoint} ({'plain text' if config.plaintext else 'CurveZMQ'})", flush=True)
@@ -59,6 +69,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if demo is not None:
         demo.join()
     gateway.stop()
+    if args.journal:
+        engine.close()  # final checkpoint and snapshot
     print(f"cx serve: stopped; {dict(gateway.stats)}")
     return 0
 
@@ -127,6 +139,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        description="Run the venue on its configured endpoints until Ctrl-C.")
     p.add_argument("--config", metavar="FILE", default=None, help="gateway TOML (default: built-in, loopback)")
     p.add_argument("--listing", metavar="FILE", default=None, help="listing TOML (default: built-in)")
+    p.add_argument("--journal", metavar="DIR", default=None,
+                   help="journal every command to DIR before its replies leave; recover from DIR on start")
     p.add_argument("--demo", action="store_true", help="also run a demo market maker and taker through the gateway")
     p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: until Ctrl-C)")
     p.add_argument("--seed", type=int, default=1, help="seed of the demo traders")
