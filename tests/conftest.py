@@ -16,13 +16,28 @@ protection_ticks 50; the others close far in the future.
 
 import pytest
 
+from engine.core.layout import FULL_DUP, grow
 from engine.exchange import Exchange
 from engine.instruments import NS_PER_HOUR, Instrument
+from engine.records import NewOrder, commands_to_records
 from engine.reference import ReferenceExchange
 
 IMPLEMENTATIONS: list[tuple[str, type]] = [("reference", ReferenceExchange), ("core", Exchange)]
 
 CLOSE_NS = 1_000_000  # gate closure of instrument 2
+
+
+def pytest_sessionstart(session):
+    """Compile (or load from numba's cache) every compiled path of the core before any test runs.
+
+    A cold compile takes tens of seconds: longer than the bounded waits of the
+    socket tests, which would otherwise pay it inside their first exchange."""
+    ex = Exchange(make_instruments(), 4)
+    ex.submit_batch(commands_to_records([NewOrder(1, 0, 1, 0, 0, 100, 1)]))
+    ex.new_order(2, 0, 2, 0, 1, 101, 1)
+    ex.modify(3, 0, 2, 102, 1)
+    ex.cancel(4, 0, 2)
+    grow(ex._A, FULL_DUP)
 FAR_FUTURE_NS = 10**18
 
 
