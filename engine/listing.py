@@ -113,25 +113,34 @@ class ListingConfig(msgspec.Struct, frozen=True):
         per_hour = sum(len(p.regions) * len(p.service_classes) for p in self.products)
         return per_hour * self.window_hours
 
-    def instruments(self, anchor_ns: int) -> list[Instrument]:
+    def instruments(self, anchor_ns: int, horizon_hours: int | None = None) -> list[Instrument]:
         """Every listed instrument, ids 0..n-1 product-major (see the module docstring).
 
         ``anchor_ns`` is rounded down to the hour; delivery hours are
-        ``[anchor hour, anchor hour + window_hours)``; every instrument opens at
-        the anchor hour and closes ``gate_closure_minutes`` before its delivery
-        starts. An hour whose gate closure is at or before the anchor (with a
-        60-minute gate: the anchor hour itself) is still listed, with
-        ``close_ns <= open_ns``: the engine closes it at its first time advance.
+        ``[anchor hour, anchor hour + horizon_hours)`` (default: ``window_hours``).
+        The window rolls: an hour opens ``window_hours`` before its delivery
+        starts (or at the anchor, if later) and closes ``gate_closure_minutes``
+        before it, so at any time the next ``window_hours`` delivery hours
+        trade and the later ones are listed but not yet open (PRE_OPEN). A venue
+        lists a horizon longer than the window (``cx serve``: one day more) and
+        starts a new listing each trading day. An hour whose gate closure is at
+        or before the anchor (with a 60-minute gate: the anchor hour itself) is
+        still listed, with ``close_ns <= open_ns``: the engine closes it at its
+        first time advance.
         """
         if isinstance(anchor_ns, bool) or not isinstance(anchor_ns, int) or anchor_ns < 0:
             raise ValueError(f"anchor_ns must be a non-negative integer of nanoseconds, not {anchor_ns!r}")
         anchor = anchor_ns - anchor_ns % NS_PER_HOUR
+        horizon = self.window_hours if horizon_hours is None else horizon_hours
+        if horizon < 1:
+            raise ValueError(f"horizon_hours must be at least 1, not {horizon}")
         gate_ns = self.gate_closure_minutes * 60 * NS_PER_SECOND
+        window_ns = self.window_hours * NS_PER_HOUR
         out: list[Instrument] = []
         for p in self.products:
             for region in p.regions:
                 for service_class in p.service_classes:
-                    for k in range(self.window_hours):
+                    for k in range(horizon):
                         start = anchor + k * NS_PER_HOUR
                         out.append(
                             Instrument(
@@ -140,7 +149,7 @@ class ListingConfig(msgspec.Struct, frozen=True):
                                 region=region,
                                 service_class=service_class,
                                 delivery_start_ns=start,
-                                open_ns=anchor,
+                                open_ns=max(anchor, start - window_ns),
                                 close_ns=start - gate_ns,
                                 min_price=p.min_price,
                                 max_price=p.max_price,

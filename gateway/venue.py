@@ -40,13 +40,15 @@ from gateway.units import format_price
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "order_entry.json"
 EXPECTED_ORDERS_PER_DAY = 4_000_000
+ROLLING_DAY_HOURS = 24  # hours listed beyond the window: they open one by one as the window rolls
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = load_config(args.config)
     anchor = time.time_ns() // NS_PER_HOUR * NS_PER_HOUR
-    instruments = load_listing(args.listing).instruments(anchor)
+    listing = load_listing(args.listing)
+    instruments = listing.instruments(anchor, listing.window_hours + ROLLING_DAY_HOURS)
     if args.journal:
         engine = JournaledExchange.open(args.journal, instruments, len(config.firms),
                                         expected_orders=EXPECTED_ORDERS_PER_DAY)
@@ -61,7 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     demo = None
     if args.demo:
-        demo = DemoTraders(gateway.endpoint, [i.symbol for i in instruments[5::192]], stop, args.seed)
+        demo = DemoTraders(gateway.endpoint, demo_symbols(instruments, anchor + 5 * NS_PER_HOUR), stop, args.seed)
         demo.start()
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait(args.duration if args.duration > 0 else None)
@@ -73,6 +75,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         engine.close()  # final checkpoint and snapshot
     print(f"cx serve: stopped; {dict(gateway.stats)}")
     return 0
+
+
+def demo_symbols(instruments, delivery_start_ns: int) -> list[str]:
+    """One FIRM instrument per accelerator for that delivery hour (the first region listed)."""
+    chosen: dict[str, str] = {}
+    for i in instruments:
+        if i.delivery_start_ns == delivery_start_ns and i.service_class == "FIRM":
+            chosen.setdefault(i.accelerator, i.symbol)
+    return list(chosen.values())
 
 
 class DemoTraders(threading.Thread):

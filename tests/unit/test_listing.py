@@ -414,3 +414,25 @@ def test_units_formatting():
     for bad in ("0", "-5", "1.5", "x"):
         with pytest.raises(ValueError):
             parse_qty(bad)
+
+
+def test_rolling_window_keeps_exactly_the_next_window_hours_open():
+    from engine.codes import InstrumentStatus
+    from engine.exchange import Exchange
+    from engine.instruments import NS_PER_HOUR
+    from engine.listing import load_listing
+    from engine.records import AdvanceTime
+
+    listing = load_listing(None)
+    anchor = 1_796_112_000 * 10**9  # 2026-12-01T08
+    instruments = listing.instruments(anchor, listing.window_hours + 24)
+    assert len(instruments) == 4 * 2 * 2 * 72
+    ex = Exchange(instruments, 4)
+    for hours_later in (0, 5, 30):
+        t = anchor + hours_later * NS_PER_HOUR + 1
+        ex.submit(AdvanceTime(t))
+        open_hours = sorted({(i.delivery_start_ns - anchor) // NS_PER_HOUR for i in instruments
+                             if ex.status(i.instrument_id) == InstrumentStatus.OPEN})
+        # open: delivery more than the 60-minute gate closure away, at most window_hours ahead, and listed
+        last = min(hours_later + listing.window_hours, 72 - 1)
+        assert open_hours == list(range(hours_later + 2, last + 1))
