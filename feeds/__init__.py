@@ -1,1 +1,7 @@
-"""Market data: publishing the engine's public events (trades, book levels, instrument status)."""
+"""Market data: the engine's events published as L1/L2/L3, trades and status, with a snapshot service.
+
+* ``feeds.protocol``: every feed message (msgspec Structs, msgpack), topics, sequencing, JSON Schema;
+* ``feeds.publisher``: ``FeedPublisher``, folds event records into its own books, PUB + snapshot ROUTER;
+* ``feeds.client``: ``FeedClient``, subscribe, snapshot, apply, detect gaps and dead feeds, resync;
+* ``feeds.cli``: ``cx feed SYMBOL`` (``add_feed_command`` / ``cmd_feed``).
+"""

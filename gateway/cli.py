@@ -699,9 +699,11 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_replay(sub)
     _add_order_entry(sub)
+    from feeds.cli import add_feed_command
     from gateway.venue import add_commands  # serve, keys, schema
 
     add_commands(sub)
+    add_feed_command(sub)
     return parser
 
 

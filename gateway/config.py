@@ -5,6 +5,8 @@ A TOML file with a ``[gateway]`` table and one ``[[firms]]`` table per firm::
     [gateway]
     order_entry = "tcp://127.0.0.1:5555"
     admin = "tcp://127.0.0.1:5558"        # operator commands; loopback only
+    market_data = "tcp://127.0.0.1:5556"  # feeds (PUB) and their snapshot service
+    snapshots = "tcp://127.0.0.1:5557"
     plaintext = false                      # true only on loopback endpoints
     server_secret_key_file = "keys/gateway.key_secret"
     heartbeat_timeout_ms = 3000            # silent this long: the session is gone
@@ -52,6 +54,8 @@ class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     firms: list[FirmConfig]
     order_entry: str = "tcp://127.0.0.1:5555"
     admin: str = "tcp://127.0.0.1:5558"
+    market_data: str = "tcp://127.0.0.1:5556"  # feeds: PUB
+    snapshots: str = "tcp://127.0.0.1:5557"  # feeds: snapshot service
     plaintext: bool = False
     server_public_key: str = ""  # z85; read from server_secret_key_file when empty
     server_secret_key: str = ""
@@ -71,7 +75,8 @@ class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def for_tests(cls, firms=("ALPHA", "BETA", "GAMMA"), plaintext: bool = True, **overrides) -> GatewayConfig:
         """Loopback on free ports ("*": ZeroMQ picks one), plain text unless keys are given."""
         return _validated(cls(firms=[f if isinstance(f, FirmConfig) else FirmConfig(f) for f in firms],
-                              order_entry="tcp://127.0.0.1:*", admin="tcp://127.0.0.1:*", plaintext=plaintext,
+                              order_entry="tcp://127.0.0.1:*", admin="tcp://127.0.0.1:*",
+                              market_data="tcp://127.0.0.1:*", snapshots="tcp://127.0.0.1:*", plaintext=plaintext,
                               **overrides), "for_tests")
 
 
@@ -124,7 +129,7 @@ def _validated(cfg: GatewayConfig, source: str) -> GatewayConfig:
         if not cfg.plaintext and len(key) != 40:
             raise err(f"firms[{i}].public_key", "a 40-character z85 CURVE public key is required without plaintext")
         firms.append(msgspec.structs.replace(f, public_key=key, public_key_file=""))
-    for field in ("order_entry", "admin"):
+    for field in ("order_entry", "admin", "market_data", "snapshots"):
         endpoint = getattr(cfg, field)
         if not re.fullmatch(r"(tcp|ipc|inproc)://\S+", endpoint):
             raise err(field, f"{endpoint!r} is not a ZeroMQ endpoint")

@@ -4,14 +4,17 @@
 current UTC hour), the matching engine sized for a trading day (with
 ``--journal DIR``, behind the sequencer: every batch is in the journal, on
 disk, before any reply to it leaves, and a restart recovers the exact state),
-the order-entry gateway on its configured endpoints, and, with ``--demo``, a demo market maker
+the order-entry gateway and the market-data publisher (fed with every batch's
+events by the gateway) on their configured endpoints, and, with ``--demo``, a demo market maker
 and a demo taker trading against it through the real gateway (their own
 DEALER connections) so that a newcomer sees a live market. It runs until
 Ctrl-C or ``--duration`` seconds and prints a summary.
 
 ``cx keys new FIRM`` writes a CurveZMQ key pair (``FIRM.key`` public,
 ``FIRM.key_secret`` secret) for a firm or for the gateway itself.
-``cx schema`` writes the JSON Schema of the order-entry protocol.
+``cx schema`` writes the JSON Schemas of the order-entry and market-data protocols.
+When the venue journals, the feeds still start empty after a restart: a
+publisher learns the books from the events it sees (a replay into it is for later).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from engine.exchange import Exchange
 from engine.instruments import NS_PER_HOUR
 from engine.listing import load_listing
 from engine.sequencer import JournaledExchange
+from feeds.protocol import write_schema as write_feed_schema
+from feeds.publisher import FeedPublisher
 from gateway import protocol
 from gateway.client import OrderEntryClient
 from gateway.config import load_config
@@ -57,9 +62,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"cx serve: {engine.recovery}", flush=True)
     else:
         engine = Exchange(instruments, len(config.firms), expected_orders=EXPECTED_ORDERS_PER_DAY)
-    gateway = Gateway(config, engine).start()
+    feeds = FeedPublisher(instruments, config.market_data, config.snapshots).start()
+    gateway = Gateway(config, engine, on_events=feeds.on_events).start()
     print(f"cx serve: {len(instruments)} instruments, order entry on {gateway.endpoint}, admin on "
-          f"{gateway.admin_endpoint} ({'plain text' if config.plaintext else 'CurveZMQ'})", flush=True)
+          f"{gateway.admin_endpoint} ({'plain text' if config.plaintext else 'CurveZMQ'}), market data on "
+          f"{feeds.endpoint}, snapshots on {feeds.snapshot_endpoint}", flush=True)
     stop = threading.Event()
     demo = None
     if args.demo:
@@ -71,6 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if demo is not None:
         demo.join()
     gateway.stop()
+    feeds.stop()
     if args.journal:
         engine.close()  # final checkpoint and snapshot
     print(f"cx serve: stopped; {dict(gateway.stats)}")
@@ -141,7 +149,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
-    print(f"wrote {path}")
+    print(f"wrote {path} and {write_feed_schema()}")
     return 0
 
 

@@ -195,7 +195,7 @@ def run_stream(seed: int, n_commands: int) -> tuple[np.ndarray, np.ndarray]:
     return commands, np.concatenate(all_events)
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(min_value=0, max_value=2**32 - 1))
 def test_core_and_reference_emit_identical_events_on_random_streams(seed):
     commands, events = run_stream(seed, N_COMMANDS)

@@ -1,0 +1,243 @@
+"""The market-data wire protocol: every message the feeds send, and the snapshot request.
+
+This module is the single definition of the market-data interface. Messages are
+msgspec Structs tagged by class name in ``type`` and encoded with msgpack.
+
+Transport:
+* incremental feed: a ZeroMQ PUB socket; each message is two frames, the
+  topic ``b"<CHANNEL>|<symbol>"`` (e.g. ``b"L2|H100.US-EAST.FIRM.2026-12-01T14"``)
+  then the msgpack payload, so subscribers filter by channel and instrument with
+  ZeroMQ prefix subscriptions (``b"L2|"``: every instrument's L2; ``b""``: all);
+* snapshot service: a ROUTER; the client (DEALER) sends one ``SnapshotRequest``,
+  the reply is one or more frames, each a msgpack array of snapshot messages,
+  the last holding ``SnapshotEnd`` with the request's ``request_id``.
+
+Channels: ``L1`` TopOfBook; ``L2`` LevelUpdate; ``L3`` OrderAdded,
+OrderExecuted, OrderReduced, OrderDeleted, OrderReplaced; ``TR`` Trade;
+``ST`` InstrumentStatus; ``HB`` Heartbeat.
+
+Sequencing (after CME MDP 3.0): every message but the snapshot's end carries
+the instrument ``symbol``, ``seq`` (per instrument, 1, 2, 3, ... over ALL the
+instrument's channels together), ``event_seq`` (the engine event it derives
+from) and ``ts`` (the engine's time of that event, ns UTC). So a subscriber
+that wants gap detection subscribes to every channel of an instrument (as
+``feeds.client.FeedClient`` does); one that filters channels sees holes by
+design. ``Heartbeat`` is not sequenced: its ``seq`` is the instrument's last
+published seq, so a subscriber that lost the tail of a burst still notices.
+Snapshot messages carry the seq the snapshot reflects: the client drops
+incremental messages with ``seq <= snapshot seq`` and applies the rest.
+
+L3 is anonymous (order id, side, price, quantity, never the firm). Replaying
+it from a snapshot (or from seq 1) rebuilds every queue in priority order:
+* ``OrderAdded``: the order rests at the tail of its level;
+* ``OrderExecuted``: a resting order traded ``qty`` as maker; ``leaves`` stay
+  (0: it left the book);
+* ``OrderReduced``: in-place reduction, queue position kept;
+* ``OrderDeleted``: a resting order cancelled (user, STP, expiry, mass,
+  disconnect, admin), it leaves the book;
+* ``OrderReplaced``: the order left its queue (price change or quantity
+  increase: it lost priority) and re-enters like an incoming order at
+  ``price`` with ``qty`` open; it may trade (as taker, which L3 does not show)
+  and, if any of it rests, an ``OrderAdded`` with the same ``order_id`` follows.
+
+``json_schema()`` describes every message for clients in other languages; the
+committed copy is ``feeds/schema/market_data.json`` (``write_schema()``), kept
+equal to this module by a test.
+
+Prices are integer ticks, quantities integer GPUs, enumerations the integers
+of ``engine.codes`` (Side; ``status`` fields hold ``engine.codes.InstrumentStatus`` values, plain
+integers here so the schema's names stay unique). Encoding is O(message size).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgspec
+
+from engine.codes import Side
+
+
+class _Message(msgspec.Struct, frozen=True, tag=True, tag_field="type", forbid_unknown_fields=True):
+    """Base of every feed message: tagged with the class name in ``type``."""
+
+
+class _Sequenced(_Message, frozen=True):
+    symbol: str
+    seq: int  # per instrument, over all its channels
+    event_seq: int  # the engine event this message derives from
+    ts: int  # engine time of that event, ns UTC
+
+
+# ----------------------------------------------------------------- L1, L2
+
+
+class TopOfBook(_Sequenced, frozen=True):
+    """L1: the best level of each side after a change of either (price 0, qty 0, count 0: side empty)."""
+
+    bid_price: int
+    bid_qty: int
+    bid_count: int
+    ask_price: int
+    ask_qty: int
+    ask_count: int
+
+
+class LevelUpdate(_Sequenced, frozen=True):
+    """L2: the new aggregate of one price level (qty 0, count 0: the level is gone)."""
+
+    side: Side
+    price: int
+    qty: int
+    count: int
+
+
+# --------------------------------------------------------------------- L3
+
+
+class OrderAdded(_Sequenced, frozen=True):
+    order_id: int
+    side: Side
+    price: int
+    qty: int
+
+
+class OrderExecuted(_Sequenced, frozen=True):
+    order_id: int
+    side: Side
+    price: int
+    qty: int  # traded now
+    leaves: int  # still resting (0: gone)
+    trade_id: int
+
+
+class OrderReduced(_Sequenced, frozen=True):
+    order_id: int
+    side: Side
+    price: int
+    qty: int  # removed now
+    leaves: int  # still resting, queue position kept
+
+
+class OrderDeleted(_Sequenced, frozen=True):
+    order_id: int
+    side: Side
+    price: int
+    qty: int  # the open quantity removed
+    reason: int  # engine.codes.CancelReason
+
+
+class OrderReplaced(_Sequenced, frozen=True):
+    order_id: int
+    side: Side
+    price: int  # the new price
+    qty: int  # the new open quantity; the order is out of the book until an OrderAdded
+
+
+# ------------------------------------------------------- trades and status
+
+
+class Trade(_Sequenced, frozen=True):
+    trade_id: int
+    side: Side  # the aggressor's side
+    price: int
+    qty: int
+
+
+class InstrumentStatus(_Sequenced, frozen=True):
+    status: int  # engine.codes.InstrumentStatus: PRE_OPEN 0, OPEN 1, HALTED 2, CLOSED 3
+
+
+class Heartbeat(_Sequenced, frozen=True):
+    """Unsequenced: ``seq`` is the instrument's last published seq; sent about once per second."""
+
+
+# ----------------------------------------------------------------- snapshot
+
+
+class SnapshotRequest(_Message, frozen=True):
+    request_id: int
+    symbols: list[str] = []  # []: every instrument
+
+
+class SnapshotInstrument(_Sequenced, frozen=True):
+    """Opens one instrument's snapshot: its levels and orders follow; ``seq`` is what it reflects."""
+
+    status: int  # engine.codes.InstrumentStatus
+    bid_levels: int
+    ask_levels: int
+    orders: int
+
+
+class SnapshotLevel(_Sequenced, frozen=True):
+    side: Side
+    price: int
+    qty: int
+    count: int
+
+
+class SnapshotOrder(_Sequenced, frozen=True):
+    """One resting order; per side, the orders come best level first, queue order within."""
+
+    order_id: int
+    side: Side
+    price: int
+    qty: int
+
+
+class SnapshotEnd(_Message, frozen=True):
+    request_id: int
+    event_seq: int  # the last engine event the snapshot reflects
+    ts: int
+    instruments: int
+    unknown: list[str] = []  # requested symbols that are not listed
+
+
+FeedMessage = (
+    TopOfBook | LevelUpdate | OrderAdded | OrderExecuted | OrderReduced | OrderDeleted | OrderReplaced | Trade
+    | InstrumentStatus | Heartbeat
+)
+SnapshotMessage = SnapshotInstrument | SnapshotLevel | SnapshotOrder | SnapshotEnd
+
+CHANNEL_OF: dict[type, bytes] = {
+    TopOfBook: b"L1", LevelUpdate: b"L2", OrderAdded: b"L3", OrderExecuted: b"L3", OrderReduced: b"L3",
+    OrderDeleted: b"L3", OrderReplaced: b"L3", Trade: b"TR", InstrumentStatus: b"ST", Heartbeat: b"HB",
+}
+CHANNELS = (b"L1", b"L2", b"L3", b"TR", b"ST", b"HB")
+
+encoder = msgspec.msgpack.Encoder()
+feed_decoder = msgspec.msgpack.Decoder(FeedMessage)
+snapshot_frame_decoder = msgspec.msgpack.Decoder(list[SnapshotMessage])
+request_decoder = msgspec.msgpack.Decoder(SnapshotRequest)
+
+
+def topic(channel: bytes, symbol: str) -> bytes:
+    """The first frame of a feed message: ``channel|symbol``."""
+    return channel + b"|" + symbol.encode()
+
+
+def json_schema() -> dict:
+    """The JSON Schema of the feed, the snapshot reply and the snapshot request."""
+    (feed, snap, req), components = msgspec.json.schema_components([FeedMessage, SnapshotMessage, SnapshotRequest])
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "compute-exchange market data",
+        "description": "msgpack; PUB frames [b'CHANNEL|symbol', message]; snapshot: ROUTER, request then "
+                       "frames of message arrays ending with SnapshotEnd; see feeds/protocol.py",
+        "feed": feed,
+        "snapshot_reply": snap,
+        "snapshot_request": req,
+        "$defs": components,
+    }
+
+
+SCHEMA_PATH = Path(__file__).parent / "schema" / "market_data.json"
+
+
+def write_schema(path: Path | str = SCHEMA_PATH) -> Path:
+    """Write ``json_schema()`` as indented, key-sorted JSON (as ``cx schema`` does for order entry)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")
+    return path

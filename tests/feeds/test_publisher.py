@@ -1,0 +1,189 @@
+"""FeedPublisher against the engine directly: its own books, the L3 stream and snapshots equal the engine's books."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from engine.codes import InstrumentStatus, Side
+from engine.exchange import Exchange
+from engine.records import AdvanceTime, Modify, NewOrder, commands_to_records
+from feeds import protocol as fp
+from feeds.client import LocalBook
+from feeds.publisher import FeedPublisher
+from tests.conftest import CLOSE_NS, make_instruments
+from tests.feeds.conftest import LOOPBACK, EngineFlow, engine_books, local_books, publisher_books, replay
+from tests.gateway.conftest import FakeClock
+
+
+class Bench:
+    """An engine, a bound publisher and one SUB that has everything (subscription confirmed by a heartbeat)."""
+
+    def __init__(self):
+        self.engine = Exchange(make_instruments(), 3)
+        self.clock = FakeClock(10**9)
+        self.pub = FeedPublisher(self.engine.instruments, LOOPBACK, LOOPBACK, clock=self.clock).bind()
+        self.ctx = zmq.Context()
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sub.connect(self.pub.endpoint)
+        for _ in range(200):
+            self.pub.heartbeat(force=True)
+            if self.sub.poll(20):
+                break
+        else:
+            raise AssertionError("subscription never arrived")
+        self.drain()
+
+    def run(self, commands: list) -> np.ndarray:
+        self.engine.process_batch(commands_to_records(commands))
+        events = self.engine.last_events.copy()
+        self.pub.on_events(events)
+        return events
+
+    def drain(self, timeout: float = 5.0) -> list:
+        """Every feed message published so far but heartbeats."""
+        want = {b.symbol: b.seq for b in self.pub.books}
+        got, seen = [], {}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(seen.get(s, 0) < q for s, q in want.items() if q):
+            if not self.sub.poll(50):
+                continue
+            m = fp.feed_decoder.decode(self.sub.recv_multipart()[1])
+            if not isinstance(m, fp.Heartbeat):
+                got.append(m)
+                seen[m.symbol] = m.seq
+        while self.sub.poll(0):
+            m = fp.feed_decoder.decode(self.sub.recv_multipart()[1])
+            if not isinstance(m, fp.Heartbeat):
+                got.append(m)
+        return got
+
+    def close(self):
+        self.pub.stop()
+        self.ctx.destroy(linger=0)
+
+
+@pytest.fixture
+def bench():
+    b = Bench()
+    yield b
+    b.close()
+
+
+def test_publisher_books_equal_the_engine_after_every_batch_of_random_flow(bench):
+    flow = EngineFlow(7, [(0, 2000, 1), (1, 2000, 5), (2, 2000, 1)])
+    for _ in range(150):
+        flow.observe(bench.run(flow.batch(8)))
+        for i in range(3):
+            assert publisher_books(bench.pub, i) == engine_books(bench.engine, i)
+    assert bench.pub.stats["l3_mismatch"] == 0
+    assert bench.pub.published > 1000
+
+
+def test_l3_replay_alone_rebuilds_the_engine_books_with_queue_order(bench):
+    flow = EngineFlow(11, [(0, 2000, 1), (1, 2000, 5), (2, 2000, 1)])
+    for _ in range(120):
+        flow.observe(bench.run(flow.batch(8)))
+    bench.run([AdvanceTime(CLOSE_NS + 1)])  # gate closure of instrument 2: expiries, CLOSED
+    msgs = bench.drain()
+    for i, ins in enumerate(bench.engine.instruments):
+        l3_only = [m for m in msgs if m.symbol == ins.symbol and type(m) in (
+            fp.OrderAdded, fp.OrderExecuted, fp.OrderReduced, fp.OrderDeleted, fp.OrderReplaced)]
+        book = LocalBook(ins.symbol, 0, 0)
+        for m in l3_only:
+            book.apply(m)
+        truth = engine_books(bench.engine, i)
+        assert (book.queue(0), book.queue(1)) == truth[2:]
+        assert book.l3_depth() == truth[:2]
+        full = replay(msgs, ins.symbol)  # every channel: contiguous seqs, L2 too
+        assert local_books(full) == truth
+        assert full.seq == bench.pub.books[i].seq
+    assert any(isinstance(m, fp.InstrumentStatus) and m.status == InstrumentStatus.CLOSED for m in msgs)
+
+
+def test_price_change_loses_priority_and_in_place_reduction_keeps_it(bench):
+    t = 10
+    bench.run([NewOrder(t, 0, 1, 0, Side.BUY, 100, 5), NewOrder(t, 1, 1, 0, Side.BUY, 100, 7),
+               NewOrder(t, 2, 1, 0, Side.BUY, 99, 3)])
+    bench.drain()
+    bench.run([Modify(t, 0, 1, 100, 2)])  # in place
+    reduced = bench.drain()
+    assert [type(m) for m in reduced] == [fp.OrderReduced, fp.LevelUpdate, fp.TopOfBook]
+    assert (reduced[0].order_id, reduced[0].qty, reduced[0].leaves) == (1, 3, 2)
+    bench.run([Modify(t, 0, 1, 100, 9)])  # quantity increase: back of the queue
+    moved = bench.drain()
+    assert [type(m) for m in moved] == [fp.OrderReplaced, fp.LevelUpdate, fp.TopOfBook, fp.OrderAdded,
+                                        fp.LevelUpdate, fp.TopOfBook]
+    assert [o[0] for o in publisher_books(bench.pub, 0)[2]] == [2, 1, 3]
+    bench.run([NewOrder(t, 2, 2, 0, Side.SELL, 100, 10)])  # takes 7 of order 2, then 3 of order 1
+    traded = bench.drain()
+    execs = [(m.order_id, m.qty, m.leaves) for m in traded if isinstance(m, fp.OrderExecuted)]
+    assert execs == [(2, 7, 0), (1, 3, 6)]
+    assert [m.qty for m in traded if isinstance(m, fp.Trade)] == [7, 3]
+    assert publisher_books(bench.pub, 0) == engine_books(bench.engine, 0)
+
+
+def test_snapshot_names_each_instrument_with_its_seq_and_lists_queues_in_priority_order(bench):
+    flow = EngineFlow(3, [(0, 2000, 1), (1, 2000, 5)])
+    for _ in range(40):
+        flow.observe(bench.run(flow.batch(8)))
+    symbols = [ins.symbol for ins in bench.engine.instruments]
+    reply = bench.pub.snapshot(fp.SnapshotRequest(9, [symbols[1], "NOPE"]))
+    assert reply[-1] == fp.SnapshotEnd(9, bench.pub.last_event_seq, bench.pub.last_ts, 1, ["NOPE"])
+    head = reply[0]
+    assert isinstance(head, fp.SnapshotInstrument) and head.symbol == symbols[1]
+    assert head.seq == bench.pub.books[1].seq
+    book = LocalBook(symbols[1], head.seq, head.status)
+    for m in reply[1:-1]:
+        if isinstance(m, fp.SnapshotLevel):
+            book.levels[m.side][m.price] = (m.qty, m.count)
+        else:
+            book._add(m.order_id, m.side, m.price, m.qty)
+    assert local_books(book) == engine_books(bench.engine, 1)
+    everything = bench.pub.snapshot(fp.SnapshotRequest(1))
+    assert everything[-1].instruments == 3
+
+
+def test_messages_round_trip_and_the_json_schema_names_every_message():
+    m = fp.OrderExecuted("S", 3, 9, 10, 4, Side.SELL, 100, 2, 1, 7)
+    assert fp.feed_decoder.decode(fp.encoder.encode(m)) == m
+    assert fp.topic(b"L2", "S") == b"L2|S"
+    schema = fp.json_schema()
+    names = set(schema["$defs"])
+    for cls in (*fp.CHANNEL_OF, fp.SnapshotInstrument, fp.SnapshotLevel, fp.SnapshotOrder, fp.SnapshotEnd,
+                fp.SnapshotRequest):
+        assert cls.__name__ in names
+    assert "firm" not in str(schema)
+    assert json.loads(fp.SCHEMA_PATH.read_text()) == json.loads(json.dumps(schema))  # the committed copy
+
+
+def test_a_subscriber_that_never_reads_does_not_block_the_publisher():
+    engine = Exchange(make_instruments(), 3)
+    pub = FeedPublisher(engine.instruments, LOOPBACK, LOOPBACK, clock=FakeClock(10**9), sndhwm=50).bind()
+    ctx = zmq.Context()
+    try:
+        stuck = ctx.socket(zmq.SUB)
+        stuck.setsockopt(zmq.LINGER, 0)
+        stuck.setsockopt(zmq.RCVHWM, 50)
+        stuck.setsockopt(zmq.SUBSCRIBE, b"")
+        stuck.connect(pub.endpoint)
+        for _ in range(200):
+            pub.heartbeat(force=True)
+            if stuck.poll(20):
+                break
+        flow = EngineFlow(21, [(0, 2000, 1)])
+        t0 = time.monotonic()
+        for _ in range(200):
+            engine.process_batch(commands_to_records(flow.batch(10)))
+            flow.observe(engine.last_events)
+            pub.on_events(engine.last_events)
+        assert pub.published > 1000 and time.monotonic() - t0 < 10
+    finally:
+        pub.stop()
+        ctx.destroy(linger=0)
