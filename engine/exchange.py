@@ -111,7 +111,10 @@ class Exchange:
 
     def new_order(self, ts, firm, client_order_id, instrument, side, price, qty, ord_type=0, tif=0, post_only=0,
                   stp=0, expire_ts=0) -> int:
-        """One NewOrder; returns the number of events, readable in ``last_events``."""
+        """One NewOrder; returns the number of events, readable in ``last_events``.
+
+        Pass plain ints: an IntEnum member (``Side.BUY``) works but takes numba's
+        slow type-dispatch path (~12 us a call instead of ~1 us)."""
         n = entry.run_new_order(self._A, self._E, ts, firm, client_order_id, instrument, side, price, qty, ord_type,
                                 tif, post_only, stp, expire_ts)
         while n < 0:
