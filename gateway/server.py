@@ -298,11 +298,12 @@ class Gateway:
         if now - self._last_timers_ns < 10 * NS_PER_MS:
             return
         self._last_timers_ns = now
-        timeout = self.config.heartbeat_timeout_ms * NS_PER_MS
+        timeout = self.config.heartbeat_timeout_ms
         beat = self.config.heartbeat_ms * NS_PER_MS
         heartbeat = self._encode(p.Heartbeat())
         for s in self.sessions.connected():
-            if now - s.last_heard_ns > timeout:
+            # silent for the configured timeout, or three of the intervals the client itself declared
+            if now - s.last_heard_ns > max(timeout, 3 * s.heartbeat_ms) * NS_PER_MS:
                 self.stats["heartbeat_timeouts"] += 1
                 self._end_session(s, now, "DISCONNECT", "no message within the heartbeat timeout")
             elif now - s.last_sent_ns >= beat:

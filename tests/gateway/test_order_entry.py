@@ -216,3 +216,14 @@ def test_curve_firm_is_named_by_its_key_and_an_unregistered_key_cannot_connect()
         assert venue.gateway.stats["auth_refused"] >= 1
     finally:
         venue.close()
+
+
+def test_a_session_that_declared_a_slow_heartbeat_is_given_three_of_its_intervals(venue):
+    slow = venue.client()
+    slow.logon("slow", "ALPHA", heartbeat_ms=2000)
+    slow.send(p.NewOrder(1, SYMBOL, Side.BUY, 5, 1900))
+    slow.expect(p.Accepted)
+    venue.clock.now += 4 * SECOND  # past the configured 3 s, within 3 x 2 s
+    assert not [m for m in slow.quiet(0.3) if isinstance(m, p.Cancelled)]
+    venue.clock.now += 3 * SECOND  # 7 s of silence: past 6 s
+    assert slow.expect(p.Cancelled).reason == CancelReason.DISCONNECT
