@@ -58,6 +58,7 @@ HARD_FRAME_LIMIT = 1 << 20  # ZeroMQ drops a connection that sends more than thi
 # plain ints: pyzmq's flag enums cost more than the send itself on this path
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
+RECOVERED_SESSION = "recovered"  # owner of orders found resting in the engine at start (after a recovery)
 OUTBOX_FRAME = 1024  # messages per frame at most
 
 
@@ -111,7 +112,32 @@ class Gateway:
         self._ctx: zmq.Context | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self.error: BaseException | None = None  # what ended the loop, if it failed
         self.endpoint = self.admin_endpoint = ""
+        self._adopt_resting_orders()
+
+    def _adopt_resting_orders(self) -> None:
+        """Own the orders already resting in the engine (after a recovery from the journal).
+
+        Their sessions did not survive the restart, so each firm's recovered orders
+        belong to its session ``RECOVERED_SESSION``: a client that logs on to it
+        receives their reports. O(resting orders)."""
+        for inst in range(len(self.symbols)):
+            for side in (0, 1):
+                for o in self.engine.book_orders(inst, side):
+                    if not 0 <= o.firm < len(self.config.firms):
+                        continue
+                    owner = self._session(o.firm, RECOVERED_SESSION)
+                    self.orders[o.order_id] = _Order(owner, inst, o.leaves)
+                    owner.live_orders.add(o.order_id)
+                    self.open_qty[(o.firm, inst)] += o.leaves
+
+    def _session(self, fid: int, name: str) -> Session:
+        firm = self.config.firms[fid]
+        s = self.sessions.by_key.get((firm.name, name))
+        if s is None:
+            s = self.sessions.by_key[(firm.name, name)] = Session(fid, firm.name, name, firm.max_msgs_per_s)
+        return s
 
     # ------------------------------------------------------------ lifecycle
 
@@ -155,9 +181,18 @@ class Gateway:
         return self
 
     def run(self) -> None:
-        """The loop, until stop()."""
-        while not self._stop.is_set():
-            self.poll_once(20)
+        """The loop, until stop(). An exception ends it and is kept in ``error`` (the venue must stop)."""
+        try:
+            while not self._stop.is_set():
+                self.poll_once(20)
+        except BaseException as exc:
+            log.exception("the gateway loop failed; the venue must stop")
+            self.error = exc
+            self._stop.set()
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
     def stop(self) -> None:
         self._stop.set()
@@ -266,10 +301,7 @@ class Gateway:
         if text:
             self.stats["logon_rejected"] += 1
             return self._send(rid, self._encode(p.LogonRejected(text)))
-        key = (firm, m.session)
-        s = self.sessions.by_key.get(key)
-        if s is None:
-            s = self.sessions.by_key[key] = Session(fid, firm, m.session, self.config.firms[fid].max_msgs_per_s)
+        s = self._session(fid, m.session)
         self.sessions.bind(s, rid)
         s.heartbeat_ms = m.heartbeat_ms
         s.cancel_on_disconnect = m.cancel_on_disconnect

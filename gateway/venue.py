@@ -13,8 +13,9 @@ Ctrl-C or ``--duration`` seconds and prints a summary.
 ``cx keys new FIRM`` writes a CurveZMQ key pair (``FIRM.key`` public,
 ``FIRM.key_secret`` secret) for a firm or for the gateway itself.
 ``cx schema`` writes the JSON Schemas of the order-entry and market-data protocols.
-When the venue journals, the feeds still start empty after a restart: a
-publisher learns the books from the events it sees (a replay into it is for later).
+After a restart from the journal, the publisher is first fed the journal's
+whole event history (it learns the books only from events), and the gateway
+adopts the recovered resting orders (session ``recovered`` of their firm).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from engine.codes import Side, TimeInForce
 from engine.exchange import Exchange
 from engine.instruments import NS_PER_HOUR
 from engine.listing import load_listing
-from engine.sequencer import JournaledExchange
+from engine.sequencer import JournaledExchange, replay_journal
 from feeds.protocol import write_schema as write_feed_schema
 from feeds.publisher import FeedPublisher
 from gateway import protocol
@@ -44,7 +45,7 @@ from gateway.server import Gateway
 from gateway.units import format_price
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "order_entry.json"
-EXPECTED_ORDERS_PER_DAY = 4_000_000
+EXPECTED_ORDERS = 250_000  # initial engine size; it grows beyond (each snapshot holds the whole arena)
 ROLLING_DAY_HOURS = 24  # hours listed beyond the window: they open one by one as the window rolls
 
 
@@ -56,13 +57,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     instruments = listing.instruments(anchor, listing.window_hours + ROLLING_DAY_HOURS)
     if args.journal:
         engine = JournaledExchange.open(args.journal, instruments, len(config.firms),
-                                        expected_orders=EXPECTED_ORDERS_PER_DAY)
+                                        expected_orders=EXPECTED_ORDERS)
         instruments = engine.instruments  # a recovered journal keeps the listing it was started with
         if engine.recovery is not None:
             print(f"cx serve: {engine.recovery}", flush=True)
     else:
-        engine = Exchange(instruments, len(config.firms), expected_orders=EXPECTED_ORDERS_PER_DAY)
-    feeds = FeedPublisher(instruments, config.market_data, config.snapshots).start()
+        engine = Exchange(instruments, len(config.firms), expected_orders=EXPECTED_ORDERS)
+    feeds = FeedPublisher(instruments, config.market_data, config.snapshots).bind()
+    if args.journal and engine.recovery is not None:
+        # the feeds learn the books only from events: give them the journal's whole history first
+        replay_journal(args.journal, verify_checkpoints=False, on_events=feeds.on_events)
+    feeds.start()
     gateway = Gateway(config, engine, on_events=feeds.on_events).start()
     print(f"cx serve: {len(instruments)} instruments, order entry on {gateway.endpoint}, admin on "
           f"{gateway.admin_endpoint} ({'plain text' if config.plaintext else 'CurveZMQ'}), market data on "
@@ -72,8 +77,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.demo:
         demo = DemoTraders(gateway.endpoint, demo_symbols(instruments, anchor + 5 * NS_PER_HOUR), stop, args.seed)
         demo.start()
+    deadline = time.monotonic() + args.duration if args.duration > 0 else None
     with contextlib.suppress(KeyboardInterrupt):
-        stop.wait(args.duration if args.duration > 0 else None)
+        while not gateway.failed and (deadline is None or time.monotonic() < deadline):
+            stop.wait(0.2)
     stop.set()
     if demo is not None:
         demo.join()
@@ -81,6 +88,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     feeds.stop()
     if args.journal:
         engine.close()  # final checkpoint and snapshot
+    if gateway.failed:
+        print(f"cx serve: the gateway failed: {gateway.error!r}", flush=True)
+        return 1
     print(f"cx serve: stopped; {dict(gateway.stats)}")
     return 0
 

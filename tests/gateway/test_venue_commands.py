@@ -49,6 +49,7 @@ def test_plain_text_off_loopback_is_refused_naming_the_field(tmp_path):
 def test_serve_with_demo_traders_prints_trades_and_stops_by_itself(capsys, tmp_path):
     cfg_file = tmp_path / "gw.toml"
     cfg_file.write_text('[gateway]\norder_entry = "tcp://127.0.0.1:*"\nadmin = "tcp://127.0.0.1:*"\n'
+                        'market_data = "tcp://127.0.0.1:*"\nsnapshots = "tcp://127.0.0.1:*"\n'
                         'plaintext = true\n' + "".join(f'[[firms]]\nname = "{f}"\n' for f in ("DEMO", "MM1")))
     assert main(["serve", "--config", str(cfg_file), "--demo", "--duration", "3"]) == 0
     out = capsys.readouterr().out
