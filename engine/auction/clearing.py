@@ -1,0 +1,812 @@
+"""Clearing of the call auction: winner determination, uniform prices, individual rationality.
+
+``clear(instruments, bids, offers, divisibles, time_limit_s, mip_gap) -> AuctionResult`` is a
+pure function of its arguments (no clock, no randomness, no I/O; HiGHS runs single-threaded
+with its fixed seed). The caller measures wall time. The only source of non-determinism is
+``time_limit_s``: if a solve hits it, the result depends on the machine's speed (the result
+says so: ``proven_optimal`` is False).
+
+Formulation (units in ``engine.auction.orders``; GPU quantities, ticks, all integers):
+
+1. **Winner determination** (MILP, maximise surplus)::
+
+       max  sum_{b,a} limit[b,a] x[b,a] - sum_o min_total[o] y[o]
+            + sum_{div bids j} L[j] d[j] - sum_{div offers k} L[k] e[k]
+       s.t. for every instrument i (balance, GPUs bought == GPUs sold):
+            sum_{b,a} q[b,a,i] x[b,a] + sum_{j on i} d[j] = sum_o q[o,i] y[o] + sum_{k on i} e[k]
+            sum_a x[b,a] <= 1                  (exclusive group)
+            x, y binary (all-or-none);  0 <= d[j] <= Q[j], 0 <= e[k] <= Q[k]
+
+   Balance is an equality (not ``bought <= sold``): an accepted all-or-none offer is
+   delivered and paid in full, so every GPU sold must be bought for money to balance.
+
+2. **Prices for a package decision** (x, y fixed). Per instrument the divisible orders must
+   absorb the packages' net supply ``S[i]``; the uniform-price rule admits exactly the prices
+   ``p[i]`` in an interval ``[lo[i], hi[i]]`` (computed exactly from the divisible curves,
+   intersected with the price band; its ends are limit prices or band edges, so on the grid).
+   Prices are integer multiples of the price increment (``p[i] = inc[i] * k[i]``, k integer)
+   and must make every accepted package individually rational::
+
+       accepted bid alternative:  sum q[i] p[i] <= limit        accepted offer:  sum q[i] p[i] >= min_total
+
+   Among such prices (a small MIP over the instruments that packages touch):
+   (a) minimise the lost surplus of rejected packages, ``sum_b max(0, max_a limit[b,a] - cost[b,a](p))``
+       plus ``sum_o max(0, revenue[o](p) - min_total[o])`` (paradoxically rejected orders);
+   (b) then, keeping that loss, minimise ``sum_i |k[i] - mid[i]|`` where ``mid[i]`` is the middle
+       of the instrument's price range: ``[lo, hi]`` tightened by bound propagation over the
+       accepted packages, ``mid = (k_lo + k_hi) // 2`` (rounded down, toward buyers).
+   Instruments no package touches get ``mid`` directly.
+   Divisible fills at ``p``: better than the price -> full, worse -> none; at the price the
+   marginal orders trade the most volume that balances, in ascending order_id per side.
+
+3. **Individual rationality is hard.** If the decision of step 1 admits no prices, a no-good
+   cut excluding exactly that decision is added and step 1 re-solved; the first admissible
+   decision is the best admissible one (admissibility depends only on the package decision,
+   since by LP duality every optimal divisible fill is compatible with every admissible
+   price). After ``exact_rounds`` such rounds, the engine instead removes, each round, every
+   package that is paradoxically accepted in an elastic price LP (positive violation), as
+   EUPHEMIA does (no cut: the dense cuts make large MILPs hard to restart); the result is then
+   admissible but not proven best. ``ir_cost`` = surplus of the first
+   (unconstrained) solution minus the final surplus.
+
+Money balances to the tick: every fill pays ``qty * price[instrument]`` and per instrument
+GPUs bought == GPUs sold.
+
+Cost: building the MILP is O(total legs) in Python; solving is NP-hard in general (HiGHS
+branch and cut, bounded by ``time_limit_s``); each round adds one dense row over the package
+columns. Step 2 is O(orders log orders) for the intervals plus a MIP over at most the touched
+instruments.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from enum import IntEnum
+
+import highspy
+import msgspec
+import numpy as np
+
+from engine.auction.orders import (
+    AuctionReject,
+    DivisibleBid,
+    DivisibleOffer,
+    PackageBid,
+    PackageOffer,
+    validate_divisible,
+    validate_package_bid,
+    validate_package_offer,
+)
+from engine.instruments import Instrument
+
+_INF = highspy.kHighsInf
+_OPTIMAL = highspy.HighsModelStatus.kOptimal
+_INFEASIBLE = highspy.HighsModelStatus.kInfeasible
+
+
+class OrderKind(IntEnum):
+    PACKAGE_BID = 1
+    PACKAGE_OFFER = 2
+    DIVISIBLE_BID = 3
+    DIVISIBLE_OFFER = 4
+
+
+class Outcome(IntEnum):
+    ACCEPTED = 1  # package accepted in full / divisible filled in full
+    PARTIALLY_FILLED = 2  # divisible at the price
+    LIMIT_BELOW_PRICE = 3  # out of the money: bid limit < price of every alternative; offer min > revenue
+    AT_PRICE = 4  # rejected with zero surplus at the prices (limit == price of its bundle)
+    PARADOXICALLY_REJECTED = 5  # in the money at the prices, rejected (packages only)
+    INVALID = 6  # refused by validation; see reject_reason
+
+
+class AuctionStatus(IntEnum):
+    OPTIMAL = 1  # every winner-determination solve proven optimal (within mip_gap)
+    FEASIBLE = 2  # an admissible result, optimality not proven (time limit or heuristic rounds)
+
+
+class InstrumentClearing(msgspec.Struct, frozen=True):
+    instrument: int
+    price: int  # ticks per GPU-hour
+    volume: int  # GPUs bought (== GPUs sold)
+
+
+class OrderOutcome(msgspec.Struct, frozen=True):
+    kind: OrderKind
+    order_id: int
+    firm: int
+    outcome: Outcome
+    reject_reason: AuctionReject  # NONE unless outcome is INVALID
+    alternative: int  # accepted alternative (bids), or the best one at the prices when rejected; -1 if none
+    limit: int  # bid: the alternative's limit; offer: min_total; divisible: limit price
+    bundle_price: int  # the alternative's / block's cost at the prices; divisible: the price
+    filled_qty: int  # divisible only: GPUs filled
+
+
+class Fill(msgspec.Struct, frozen=True):
+    kind: OrderKind
+    order_id: int
+    firm: int
+    instrument: int
+    buy: bool
+    qty: int  # GPUs
+    price: int  # ticks per GPU-hour
+    amount: int  # qty * price ticks; paid by buyers, received by sellers
+
+
+class AuctionResult(msgspec.Struct, frozen=True):
+    status: AuctionStatus
+    prices: list[InstrumentClearing]  # every instrument some valid order names, ascending id
+    outcomes: list[OrderOutcome]  # bids, then offers, then divisibles, in input order
+    fills: list[Fill]
+    total_surplus: int  # sum accepted limits - accepted minimums + divisible surplus (ticks)
+    unconstrained_surplus: int  # surplus of the first winner-determination solution (may be inadmissible)
+    ir_cost: int  # unconstrained_surplus - total_surplus: what individual rationality cost
+    proven_optimal: bool
+    mip_gap: float  # relative gap HiGHS reported for the final winner-determination solve
+    rounds: int  # winner-determination solves
+    accepted_bids: int
+    accepted_offers: int
+    paradoxically_rejected: int
+    prb_loss: int  # sum of the surplus paradoxically rejected packages would have had at the prices (exact)
+
+
+# ------------------------------------------------------------------ HiGHS helpers
+
+
+def _new_highs(time_limit_s: float, mip_gap: float) -> highspy.Highs:
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    h.setOptionValue("random_seed", 0)
+    h.setOptionValue("time_limit", float(time_limit_s))
+    h.setOptionValue("mip_rel_gap", float(mip_gap))
+    return h
+
+
+def _add_rows(h: highspy.Highs, rows: list[tuple[float, float, list[int], list[float]]]) -> None:
+    if not rows:
+        return
+    lo = np.array([r[0] for r in rows], dtype=np.float64)
+    hi = np.array([r[1] for r in rows], dtype=np.float64)
+    starts = np.zeros(len(rows), dtype=np.int32)
+    idx: list[int] = []
+    val: list[float] = []
+    for n, r in enumerate(rows):
+        starts[n] = len(idx)
+        idx.extend(r[2])
+        val.extend(r[3])
+    h.addRows(len(rows), lo, hi, len(idx), starts, np.array(idx, dtype=np.int32), np.array(val, dtype=np.float64))
+
+
+def _add_cols(h: highspy.Highs, cost: list[float], lo: list[float], hi: list[float], integer: list[bool]) -> None:
+    n = len(cost)
+    if n == 0:
+        return
+    first = h.getNumCol()
+    h.addVars(n, np.array(lo, dtype=np.float64), np.array(hi, dtype=np.float64))
+    ids = np.arange(first, first + n, dtype=np.int32)
+    h.changeColsCost(n, ids, np.array(cost, dtype=np.float64))
+    ints = np.array([1 if b else 0 for b in integer], dtype=np.uint8)
+    h.changeColsIntegrality(n, ids, ints)
+
+
+# ------------------------------------------------------------------ prepared problem
+
+
+class _Problem:
+    """Valid orders flattened into columns. Package column c: legs[c] = [(instrument, qty)], value[c]."""
+
+    def __init__(self, instruments, bids, offers, divisibles):
+        self.inst = {i.instrument_id: i for i in instruments}
+        self.bids: list[PackageBid] = list(bids)
+        self.offers: list[PackageOffer] = list(offers)
+        self.divs: list[DivisibleBid | DivisibleOffer] = list(divisibles)
+        # package columns
+        self.col_legs: list[list[tuple[int, int]]] = []
+        self.col_value: list[int] = []  # +limit for bid alternatives, -min_total for offers
+        self.col_sign: list[int] = []  # +1 buys, -1 sells
+        self.bid_cols: dict[int, list[int]] = {}  # index into self.bids -> its alternative columns
+        self.offer_col: dict[int, int] = {}
+        self.reject: dict[tuple[int, int], AuctionReject] = {}  # (kind, input index) -> reason
+        seen: set[int] = set()
+        for n, b in enumerate(self.bids):
+            r = validate_package_bid(b, self.inst)
+            if not r and b.bid_id in seen:
+                r = AuctionReject.DUPLICATE_ID
+            seen.add(b.bid_id)
+            if r:
+                self.reject[(OrderKind.PACKAGE_BID, n)] = r
+                continue
+            cols = []
+            for alt in b.alternatives:
+                cols.append(len(self.col_legs))
+                self.col_legs.append([(leg.instrument, leg.qty) for leg in alt.legs])
+                self.col_value.append(alt.limit)
+                self.col_sign.append(1)
+            self.bid_cols[n] = cols
+        seen = set()
+        for n, o in enumerate(self.offers):
+            r = validate_package_offer(o, self.inst)
+            if not r and o.offer_id in seen:
+                r = AuctionReject.DUPLICATE_ID
+            seen.add(o.offer_id)
+            if r:
+                self.reject[(OrderKind.PACKAGE_OFFER, n)] = r
+                continue
+            self.offer_col[n] = len(self.col_legs)
+            self.col_legs.append([(leg.instrument, leg.qty) for leg in o.legs])
+            self.col_value.append(-o.min_total)
+            self.col_sign.append(-1)
+        self.n_pkg = len(self.col_legs)
+        # divisible orders: per instrument, (limit, qty, order_id, input index), bids and offers apart
+        self.div_valid: list[int] = []
+        seen = set()
+        for n, d in enumerate(self.divs):
+            kind = OrderKind.DIVISIBLE_BID if isinstance(d, DivisibleBid) else OrderKind.DIVISIBLE_OFFER
+            r = validate_divisible(d, self.inst)
+            if not r and d.order_id in seen:
+                r = AuctionReject.DUPLICATE_ID
+            seen.add(d.order_id)
+            if r:
+                self.reject[(kind, n)] = r
+                continue
+            self.div_valid.append(n)
+        active: set[int] = set()
+        for legs in self.col_legs:
+            active.update(i for i, _ in legs)
+        for n in self.div_valid:
+            active.add(self.divs[n].instrument)
+        self.active = sorted(active)
+        self.row_of = {i: r for r, i in enumerate(self.active)}
+        self.div_bids: dict[int, list[tuple[int, int, int, int]]] = {i: [] for i in self.active}
+        self.div_offers: dict[int, list[tuple[int, int, int, int]]] = {i: [] for i in self.active}
+        for n in self.div_valid:
+            d = self.divs[n]
+            side = self.div_bids if isinstance(d, DivisibleBid) else self.div_offers
+            side[d.instrument].append((d.limit, d.qty, d.order_id, n))
+        self.curves = {i: _Curve(self.div_bids[i], self.div_offers[i]) for i in self.active}
+
+
+class _Curve:
+    """Divisible demand and supply of one instrument, sorted, with prefix sums (exact integers)."""
+
+    def __init__(self, bids, offers):
+        self.bl = np.array(sorted(b[0] for b in bids), dtype=np.int64)
+        bq = [q for _, q in sorted((b[0], b[1]) for b in bids)]
+        self.bp = np.concatenate([[0], np.cumsum(np.array(bq, dtype=np.int64))])
+        self.ol = np.array(sorted(o[0] for o in offers), dtype=np.int64)
+        oq = [q for _, q in sorted((o[0], o[1]) for o in offers)]
+        self.op = np.concatenate([[0], np.cumsum(np.array(oq, dtype=np.int64))])
+        self.limits = sorted({int(x) for x in self.bl} | {int(x) for x in self.ol})
+
+    def interval(self, net_supply: int, pmin: int, pmax: int) -> tuple[int, int] | None:
+        """Prices in [pmin, pmax] at which divisible fills can absorb ``net_supply`` GPUs, or None.
+
+        g(p) = D_max(p) - S_min(p) (bids with L >= p, minus offers with L < p) is the most the
+        divisible orders can net-buy at p; h(p) = D_min(p) - S_max(p) the least. Feasible iff
+        h(p) <= net_supply <= g(p); both are non-increasing step functions whose steps are at limit
+        prices, so [lo, hi] has ends among the limits and band edges. O(k log n), k = distinct limits.
+        """
+        cand = np.array(sorted({pmin, pmax} | {x for x in self.limits if pmin <= x <= pmax}), dtype=np.int64)
+        tb = self.bp[-1]
+        g = (tb - self.bp[np.searchsorted(self.bl, cand, "left")]) - self.op[np.searchsorted(self.ol, cand, "left")]
+        hh = (tb - self.bp[np.searchsorted(self.bl, cand, "right")]) - self.op[np.searchsorted(self.ol, cand, "right")]
+        ok_hi = np.nonzero(g >= net_supply)[0]
+        ok_lo = np.nonzero(hh <= net_supply)[0]
+        if len(ok_hi) == 0 or len(ok_lo) == 0:
+            return None
+        lo, hi = int(cand[ok_lo[0]]), int(cand[ok_hi[-1]])
+        return (lo, hi) if lo <= hi else None
+
+
+# ------------------------------------------------------------------ winner determination
+
+
+class _Wdp:
+    """The winner-determination MILP, kept between rounds (cuts and fixings are added to it)."""
+
+    def __init__(self, pb: _Problem, time_limit_s: float, mip_gap: float):
+        self.pb = pb
+        h = self.h = _new_highs(time_limit_s, mip_gap)
+        cost = [float(v) for v in pb.col_value]
+        lo = [0.0] * pb.n_pkg
+        hi = [1.0] * pb.n_pkg
+        integer = [True] * pb.n_pkg
+        self.div_col: dict[int, int] = {}
+        for n in pb.div_valid:
+            d = pb.divs[n]
+            self.div_col[n] = len(cost)
+            cost.append(float(d.limit if isinstance(d, DivisibleBid) else -d.limit))
+            lo.append(0.0)
+            hi.append(float(d.qty))
+            integer.append(False)
+        _add_cols(h, cost, lo, hi, integer)
+        h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        bal: list[tuple[list[int], list[float]]] = [([], []) for _ in pb.active]
+        for c, legs in enumerate(pb.col_legs):
+            s = pb.col_sign[c]
+            for i, q in legs:
+                r = bal[pb.row_of[i]]
+                r[0].append(c)
+                r[1].append(float(s * q))
+        for n, c in self.div_col.items():
+            d = pb.divs[n]
+            r = bal[pb.row_of[d.instrument]]
+            r[0].append(c)
+            r[1].append(1.0 if isinstance(d, DivisibleBid) else -1.0)
+        rows = [(0.0, 0.0, r[0], r[1]) for r in bal]
+        for cols in pb.bid_cols.values():
+            if len(cols) > 1:
+                rows.append((-_INF, 1.0, cols, [1.0] * len(cols)))
+        _add_rows(h, rows)
+
+    def solve(self, zero_start: bool = False) -> tuple[list[int] | None, bool, float]:
+        """-> (accepted package columns or None if no solution, proven optimal, reported gap).
+
+        ``zero_start`` hands HiGHS the all-zero solution (nothing accepted, always feasible) so that a
+        time limit still leaves a solution. Used only in heuristic rounds: with it, HiGHS 1.16 was seen
+        to report a suboptimal solution as optimal on a tiny instance (not investigated further).
+        """
+        h = self.h
+        n = h.getNumCol()
+        if n == 0:  # nothing to decide
+            return [], True, 0.0
+        if zero_start:
+            h.setSolution(n, np.arange(n, dtype=np.int32), np.zeros(n))
+        h.run()
+        status = h.getModelStatus()
+        sol = h.getSolution()
+        if status == _INFEASIBLE or not sol.value_valid:
+            return None, status == _INFEASIBLE, 0.0
+        x = sol.col_value
+        chosen = [c for c in range(self.pb.n_pkg) if x[c] > 0.5]
+        gap = float(h.getInfo().mip_gap)
+        return chosen, status == _OPTIMAL, gap if np.isfinite(gap) else float("inf")
+
+    def exclude(self, chosen: list[int]) -> None:
+        """No-good cut: sum_{c in chosen} (1 - x_c) + sum_{c not in chosen} x_c >= 1."""
+        n = self.pb.n_pkg
+        s = set(chosen)
+        coef = [(-1.0 if c in s else 1.0) for c in range(n)]
+        _add_rows(self.h, [(1.0 - len(s), _INF, list(range(n)), coef)])
+
+    def forbid(self, col: int) -> None:
+        self.h.changeColsBounds(1, np.array([col], dtype=np.int32), np.array([0.0]), np.array([0.0]))
+
+
+# ------------------------------------------------------------------ prices for a decision
+
+
+class _Pricing(msgspec.Struct):
+    prices: dict[int, int]
+    net: dict[int, int]
+    prb_loss: int  # stage (a) optimum; -1 when the price MIP gave no solution in time (middles used)
+
+
+def _net_supply(pb: _Problem, chosen: list[int]) -> dict[int, int]:
+    net = dict.fromkeys(pb.active, 0)
+    for c in chosen:
+        s = pb.col_sign[c]
+        for i, q in pb.col_legs[c]:
+            net[i] -= s * q
+    return net
+
+
+def _box(pb: _Problem, chosen: list[int]) -> tuple[dict[int, int], dict[int, tuple[int, int]]] | None:
+    """Net supply and the grid-index box [k_lo, k_hi] per instrument, or None if already infeasible."""
+    net = _net_supply(pb, chosen)
+    box: dict[int, tuple[int, int]] = {}
+    for i in pb.active:
+        inst = pb.inst[i]
+        iv = pb.curves[i].interval(net[i], inst.min_price, inst.max_price)
+        if iv is None:
+            return None
+        inc = inst.price_increment
+        box[i] = (-(-iv[0] // inc), iv[1] // inc)
+    # bound propagation over the accepted packages (sound: shrinks no feasible point), two passes
+    for _ in range(2):
+        for c in chosen:
+            legs = pb.col_legs[c]
+            bid = pb.col_sign[c] > 0
+            total = pb.col_value[c] if bid else -pb.col_value[c]
+            w = [q * pb.inst[i].price_increment for i, q in legs]
+            if bid:
+                base = sum(wj * box[i][0] for (i, _), wj in zip(legs, w, strict=True))
+                for (i, _), wj in zip(legs, w, strict=True):
+                    klo, khi = box[i]
+                    cap = (total - (base - wj * klo)) // wj
+                    if cap < khi:
+                        box[i] = (klo, cap)
+            else:
+                top = sum(wj * box[i][1] for (i, _), wj in zip(legs, w, strict=True))
+                for (i, _), wj in zip(legs, w, strict=True):
+                    klo, khi = box[i]
+                    floor_ = -(-(total - (top - wj * khi)) // wj)
+                    if floor_ > klo:
+                        box[i] = (floor_, khi)
+            for i, _ in legs:
+                if box[i][0] > box[i][1]:
+                    return None
+    return net, box
+
+
+def _price(pb: _Problem, chosen: list[int], time_limit_s: float) -> _Pricing | None:
+    """Admissible grid prices for the decision (see the module docstring, step 2), or None."""
+    got = _box(pb, chosen)
+    if got is None:
+        return None
+    net, box = got
+    mid = {i: (box[i][0] + box[i][1]) // 2 for i in pb.active}
+    chosen_set = set(chosen)
+    # paradoxical-rejection rows: rejected columns that could be in the money somewhere in the box
+    prb_groups: list[list[int]] = []  # per rejected order, its candidate columns
+    for cols in pb.bid_cols.values():
+        if chosen_set.intersection(cols):
+            continue
+        cand = [
+            c
+            for c in cols
+            if pb.col_value[c] > sum(q * pb.inst[i].price_increment * box[i][0] for i, q in pb.col_legs[c])
+        ]
+        if cand:
+            prb_groups.append(cand)
+    for c in pb.offer_col.values():
+        if c not in chosen_set and -pb.col_value[c] < sum(
+            q * pb.inst[i].price_increment * box[i][1] for i, q in pb.col_legs[c]
+        ):
+            prb_groups.append([c])
+    touched = sorted(
+        {i for c in chosen for i, _ in pb.col_legs[c]} | {i for g in prb_groups for c in g for i, _ in pb.col_legs[c]}
+    )
+    prices = {i: mid[i] * pb.inst[i].price_increment for i in pb.active}
+    if not touched:
+        return _Pricing(prices, net, 0)
+    kcol = {i: n for n, i in enumerate(touched)}
+    nk = len(touched)
+
+    def base_model(with_loss: bool) -> tuple[highspy.Highs, int]:
+        h = _new_highs(time_limit_s, 0.0)
+        lo = [float(box[i][0]) for i in touched]
+        hi = [float(box[i][1]) for i in touched]
+        _add_cols(h, [0.0] * nk, lo, hi, [True] * nk)
+        rows = []
+        for c in chosen:
+            idx = [kcol[i] for i, _ in pb.col_legs[c]]
+            w = [float(q * pb.inst[i].price_increment) for i, q in pb.col_legs[c]]
+            if pb.col_sign[c] > 0:
+                rows.append((-_INF, float(pb.col_value[c]), idx, w))
+            else:
+                rows.append((float(-pb.col_value[c]), _INF, idx, w))
+        first_r = nk
+        if with_loss:
+            _add_cols(
+                h, [1.0] * len(prb_groups), [0.0] * len(prb_groups), [_INF] * len(prb_groups), [False] * len(prb_groups)
+            )
+            for g, cols in enumerate(prb_groups):
+                for c in cols:
+                    idx = [kcol[i] for i, _ in pb.col_legs[c]]
+                    w = [float(q * pb.inst[i].price_increment) for i, q in pb.col_legs[c]]
+                    if pb.col_sign[c] > 0:  # r >= limit - cost  <=>  r + cost >= limit
+                        rows.append((float(pb.col_value[c]), _INF, [first_r + g, *idx], [1.0, *w]))
+                    else:  # r >= revenue - min  <=>  r - revenue >= -min
+                        rows.append((float(pb.col_value[c]), _INF, [first_r + g, *idx], [1.0, *[-x for x in w]]))
+        _add_rows(h, rows)
+        return h, first_r
+
+    loss = 0
+    h, first_r = base_model(with_loss=bool(prb_groups))
+    if prb_groups:
+        # (a) minimise the loss of paradoxically rejected orders
+        h.changeObjectiveSense(highspy.ObjSense.kMinimize)
+        h.run()
+        if h.getModelStatus() != _OPTIMAL and not h.getSolution().value_valid:
+            # infeasible, or no solution in time: nothing accepted means no constraint, so the middles do
+            return None if chosen else _Pricing(prices, net, -1)
+        loss = math.ceil(h.getInfo().objective_function_value - 1e-6)  # integer at integer prices
+        # fix the loss, then (b) below
+        ng = len(prb_groups)
+        _add_rows(h, [(-_INF, float(loss), list(range(first_r, first_r + ng)), [1.0] * ng)])
+        h.changeColsCost(ng, np.arange(first_r, first_r + ng, dtype=np.int32), np.zeros(ng))
+    # (b) closest to the middle: t_i >= |k_i - mid_i|
+    t0 = h.getNumCol()
+    _add_cols(h, [1.0] * nk, [0.0] * nk, [_INF] * nk, [False] * nk)
+    rows = []
+    for n, i in enumerate(touched):
+        rows.append((float(-mid[i]), _INF, [t0 + n, n], [1.0, -1.0]))  # t - k >= -mid
+        rows.append((float(mid[i]), _INF, [t0 + n, n], [1.0, 1.0]))  # t + k >= mid
+    _add_rows(h, rows)
+    h.changeObjectiveSense(highspy.ObjSense.kMinimize)
+    h.run()
+    if h.getModelStatus() != _OPTIMAL and not h.getSolution().value_valid:
+        return None if chosen else _Pricing(prices, net, -1)
+    x = h.getSolution().col_value
+    for n, i in enumerate(touched):
+        prices[i] = round(x[n]) * pb.inst[i].price_increment
+    # exact re-check in integers (guards against solver tolerances)
+    for c in chosen:
+        cost = sum(q * prices[i] for i, q in pb.col_legs[c])
+        if (pb.col_sign[c] > 0 and cost > pb.col_value[c]) or (pb.col_sign[c] < 0 and cost < -pb.col_value[c]):
+            return None
+    return _Pricing(prices, net, loss)
+
+
+def _paradoxically_accepted(pb: _Problem, chosen: list[int], time_limit_s: float) -> list[int]:
+    """Accepted columns violating individual rationality in an elastic price LP, worst first (EUPHEMIA-style).
+
+    The LP finds prices within the divisible intervals minimising the sum of relative violations
+    (shortfall / own limit); every column with a positive violation is a culprit. Never empty: if the
+    LP shows no violation (the decision fails only on integer prices), the largest column is returned.
+    """
+    net = _net_supply(pb, chosen)
+    touched = sorted({i for c in chosen for i, _ in pb.col_legs[c]})
+    kcol = {i: n for n, i in enumerate(touched)}
+    lo, hi = [], []
+    for i in touched:
+        inst = pb.inst[i]
+        iv = pb.curves[i].interval(net[i], inst.min_price, inst.max_price) or (inst.min_price, inst.max_price)
+        lo.append(float(iv[0]))
+        hi.append(float(iv[1]))
+    h = _new_highs(time_limit_s, 0.0)
+    _add_cols(h, [0.0] * len(touched), lo, hi, [False] * len(touched))
+    nv = len(chosen)
+    v0 = len(touched)
+    _add_cols(h, [1.0] * nv, [0.0] * nv, [_INF] * nv, [False] * nv)
+    rows = []
+    for n, c in enumerate(chosen):
+        idx = [kcol[i] for i, _ in pb.col_legs[c]]
+        q = [float(q) for _, q in pb.col_legs[c]]
+        scale = float(max(1, abs(pb.col_value[c])))  # relative violation
+        if pb.col_sign[c] > 0:  # cost - v*scale <= limit
+            rows.append((-_INF, float(pb.col_value[c]), [*idx, v0 + n], [*q, -scale]))
+        else:  # revenue + v*scale >= min
+            rows.append((float(-pb.col_value[c]), _INF, [*idx, v0 + n], [*q, scale]))
+    _add_rows(h, rows)
+    h.run()
+    if h.getModelStatus() == _OPTIMAL:
+        x = h.getSolution().col_value
+        bad = sorted(((x[v0 + n], -c) for n, c in enumerate(chosen) if x[v0 + n] > 1e-7), reverse=True)
+        if bad:
+            return [-c for _, c in bad]
+    return [max(chosen, key=lambda c: (abs(pb.col_value[c]), -c))]
+
+
+# ------------------------------------------------------------------ the auction
+
+
+def _surplus(pb: _Problem, chosen: list[int], fills: dict[int, int]) -> int:
+    s = sum(pb.col_value[c] for c in chosen)
+    for n, q in fills.items():
+        d = pb.divs[n]
+        s += d.limit * q if isinstance(d, DivisibleBid) else -d.limit * q
+    return s
+
+
+def _divisible_fills(pb: _Problem, prices: dict[int, int], net: dict[int, int]) -> dict[int, int]:
+    """Fills at the prices: full when better, none when worse; at the price the most volume that balances."""
+    fills: dict[int, int] = {}
+    for i in pb.active:
+        p = prices[i]
+        bids, offers = pb.div_bids[i], pb.div_offers[i]
+        full_b = sum(q for lim, q, _, _ in bids if lim > p)
+        full_o = sum(q for lim, q, _, _ in offers if lim < p)
+        marg_b = sorted((oid, q, n) for lim, q, oid, n in bids if lim == p)
+        marg_o = sorted((oid, q, n) for lim, q, oid, n in offers if lim == p)
+        r = net[i] - (full_b - full_o)  # marginal bids - marginal offers must equal r
+        cap_b, cap_o = sum(q for _, q, _ in marg_b), sum(q for _, q, _ in marg_o)
+        take_b = min(cap_b, cap_o + r)
+        take_o = take_b - r
+        if not (0 <= take_b <= cap_b and 0 <= take_o <= cap_o):
+            raise AssertionError("prices outside the divisible interval")  # impossible by construction
+        for lim, q, _, n in bids:
+            if lim > p:
+                fills[n] = q
+        for lim, q, _, n in offers:
+            if lim < p:
+                fills[n] = q
+        for marg, take in ((marg_b, take_b), (marg_o, take_o)):
+            for _, q, n in marg:
+                x = min(q, take)
+                take -= x
+                if x:
+                    fills[n] = x
+    return fills
+
+
+def clear(
+    instruments: Sequence[Instrument],
+    bids: Sequence[PackageBid],
+    offers: Sequence[PackageOffer],
+    divisibles: Sequence[DivisibleBid | DivisibleOffer],
+    time_limit_s: float = 60.0,
+    mip_gap: float = 0.0,
+    exact_rounds: int = 64,
+    max_rounds: int = 10_000,
+) -> AuctionResult:
+    """Clear one auction (see the module docstring). Deterministic unless a time limit is hit.
+
+    ``time_limit_s`` bounds each HiGHS solve (a clearing runs ``rounds`` winner-determination solves
+    plus small price MIPs); ``mip_gap`` is HiGHS's relative gap (0 = prove optimality exactly);
+    ``exact_rounds`` no-good rounds run before the EUPHEMIA-style removal of paradoxically accepted
+    packages starts; after ``max_rounds`` solves without an admissible decision only the divisible
+    orders clear (always admissible).
+    """
+    pb = _Problem(instruments, bids, offers, divisibles)
+    wdp = _Wdp(pb, time_limit_s, mip_gap)
+    proven = True
+    gap = 0.0
+    rounds = 0
+    first_surplus: int | None = None
+    pricing: _Pricing | None = None
+    chosen: list[int] = []
+    while rounds < max_rounds:
+        rounds += 1
+        got, optimal, gap = wdp.solve(zero_start=not proven)
+        proven = proven and optimal
+        if got is None:
+            break
+        pricing = _price(pb, got, time_limit_s)
+        if first_surplus is None:
+            first_surplus = _surplus(pb, got, {}) + _div_surplus_for(pb, got)
+        if pricing is not None:
+            chosen = got
+            break
+        if rounds < exact_rounds:
+            wdp.exclude(got)  # exact: the next solve finds the next best decision
+        else:  # heuristic: forbid the culprits (got cannot recur, since one of its columns is forbidden)
+            proven = False
+            for c in _paradoxically_accepted(pb, got, time_limit_s):
+                wdp.forbid(c)
+    if pricing is None:  # no admissible decision found: clear the divisible orders alone (always admissible)
+        proven = False
+        chosen = []
+        pricing = _price(pb, [], time_limit_s)
+        assert pricing is not None
+    fills = _divisible_fills(pb, pricing.prices, pricing.net)
+    total = _surplus(pb, chosen, fills)
+    if first_surplus is None:
+        first_surplus = total
+    return _result(pb, chosen, pricing, fills, total, first_surplus, proven, gap, rounds)
+
+
+def _div_surplus_for(pb: _Problem, chosen: list[int]) -> int:
+    """Optimal divisible surplus given the package decision: fills at the low end of each price interval."""
+    net = _net_supply(pb, chosen)
+    prices: dict[int, int] = {}
+    for i in pb.active:
+        inst = pb.inst[i]
+        iv = pb.curves[i].interval(net[i], inst.min_price, inst.max_price)
+        if iv is None:  # the MILP balanced it, so only solver tolerances could get here: count no divisible surplus
+            net[i] = 0
+            iv = pb.curves[i].interval(0, inst.min_price, inst.max_price) or (inst.min_price, inst.min_price)
+        prices[i] = iv[0]
+    return _surplus(pb, [], _divisible_fills(pb, prices, net))
+
+
+def _result(pb, chosen, pricing, fills, total, first_surplus, proven, gap, rounds) -> AuctionResult:
+    prices = pricing.prices
+    chosen_set = set(chosen)
+    out_fills: list[Fill] = []
+    outcomes: list[OrderOutcome] = []
+    volume = dict.fromkeys(pb.active, 0)
+    n_bids = n_offers = n_prb = prb_loss = 0
+
+    def cost(c: int) -> int:
+        return sum(q * prices[i] for i, q in pb.col_legs[c])
+
+    for n, b in enumerate(pb.bids):
+        r = pb.reject.get((OrderKind.PACKAGE_BID, n))
+        if r is not None:
+            outcomes.append(OrderOutcome(OrderKind.PACKAGE_BID, b.bid_id, b.firm, Outcome.INVALID, r, -1, 0, 0, 0))
+            continue
+        cols = pb.bid_cols[n]
+        acc = [a for a, c in enumerate(cols) if c in chosen_set]
+        if acc:
+            a = acc[0]
+            c = cols[a]
+            n_bids += 1
+            for i, q in pb.col_legs[c]:
+                volume[i] += q
+                out_fills.append(Fill(OrderKind.PACKAGE_BID, b.bid_id, b.firm, i, True, q, prices[i], q * prices[i]))
+            outcomes.append(
+                OrderOutcome(
+                    OrderKind.PACKAGE_BID,
+                    b.bid_id,
+                    b.firm,
+                    Outcome.ACCEPTED,
+                    AuctionReject.NONE,
+                    a,
+                    pb.col_value[c],
+                    cost(c),
+                    0,
+                )
+            )
+            continue
+        best = max(range(len(cols)), key=lambda a: (pb.col_value[cols[a]] - cost(cols[a]), -a))
+        s = pb.col_value[cols[best]] - cost(cols[best])
+        why = Outcome.PARADOXICALLY_REJECTED if s > 0 else Outcome.AT_PRICE if s == 0 else Outcome.LIMIT_BELOW_PRICE
+        n_prb += why == Outcome.PARADOXICALLY_REJECTED
+        prb_loss += max(0, s)
+        outcomes.append(
+            OrderOutcome(
+                OrderKind.PACKAGE_BID,
+                b.bid_id,
+                b.firm,
+                why,
+                AuctionReject.NONE,
+                best,
+                pb.col_value[cols[best]],
+                cost(cols[best]),
+                0,
+            )
+        )
+    for n, o in enumerate(pb.offers):
+        r = pb.reject.get((OrderKind.PACKAGE_OFFER, n))
+        if r is not None:
+            outcomes.append(OrderOutcome(OrderKind.PACKAGE_OFFER, o.offer_id, o.firm, Outcome.INVALID, r, -1, 0, 0, 0))
+            continue
+        c = pb.offer_col[n]
+        rev = cost(c)
+        if c in chosen_set:
+            n_offers += 1
+            for i, q in pb.col_legs[c]:
+                out_fills.append(
+                    Fill(OrderKind.PACKAGE_OFFER, o.offer_id, o.firm, i, False, q, prices[i], q * prices[i])
+                )
+            why = Outcome.ACCEPTED
+        else:
+            s = rev - o.min_total
+            why = Outcome.PARADOXICALLY_REJECTED if s > 0 else Outcome.AT_PRICE if s == 0 else Outcome.LIMIT_BELOW_PRICE
+            n_prb += why == Outcome.PARADOXICALLY_REJECTED
+            prb_loss += max(0, s)
+        outcomes.append(
+            OrderOutcome(
+                OrderKind.PACKAGE_OFFER,
+                o.offer_id,
+                o.firm,
+                why,
+                AuctionReject.NONE,
+                0 if why == Outcome.ACCEPTED else -1,
+                o.min_total,
+                rev,
+                0,
+            )
+        )
+    for n, d in enumerate(pb.divs):
+        kind = OrderKind.DIVISIBLE_BID if isinstance(d, DivisibleBid) else OrderKind.DIVISIBLE_OFFER
+        r = pb.reject.get((kind, n))
+        if r is not None:
+            outcomes.append(OrderOutcome(kind, d.order_id, d.firm, Outcome.INVALID, r, -1, d.limit, 0, 0))
+            continue
+        q = fills.get(n, 0)
+        p = prices[d.instrument]
+        if q == d.qty:
+            why = Outcome.ACCEPTED
+        elif q > 0:
+            why = Outcome.PARTIALLY_FILLED
+        else:
+            why = Outcome.AT_PRICE if d.limit == p else Outcome.LIMIT_BELOW_PRICE
+        if q:
+            buy = kind == OrderKind.DIVISIBLE_BID
+            if buy:
+                volume[d.instrument] += q
+            out_fills.append(Fill(kind, d.order_id, d.firm, d.instrument, buy, q, p, q * p))
+        outcomes.append(OrderOutcome(kind, d.order_id, d.firm, why, AuctionReject.NONE, -1, d.limit, p, q))
+    status = AuctionStatus.OPTIMAL if proven else AuctionStatus.FEASIBLE
+    return AuctionResult(
+        status=status,
+        prices=[InstrumentClearing(i, prices[i], volume[i]) for i in pb.active],
+        outcomes=outcomes,
+        fills=out_fills,
+        total_surplus=total,
+        unconstrained_surplus=first_surplus,
+        ir_cost=first_surplus - total,
+        proven_optimal=proven,
+        mip_gap=gap,
+        rounds=rounds,
+        accepted_bids=n_bids,
+        accepted_offers=n_offers,
+        paradoxically_rejected=n_prb,
+        prb_loss=prb_loss,
+    )
