@@ -210,15 +210,9 @@ class _Problem:
         self.bid_cols: dict[int, list[int]] = {}  # index into self.bids -> its alternative columns
         self.offer_col: dict[int, int] = {}
         self.reject: dict[tuple[int, int], AuctionReject] = {}  # (kind, input index) -> reason
-        seen: set[int] = set()
-        for n, b in enumerate(self.bids):
-            r = validate_package_bid(b, self.inst)
-            if not r and b.bid_id in seen:
-                r = AuctionReject.DUPLICATE_ID
-            seen.add(b.bid_id)
-            if r:
-                self.reject[(OrderKind.PACKAGE_BID, n)] = r
-                continue
+        for n in self._admit(self.bids, validate_package_bid, lambda b: b.bid_id,
+                             lambda b: OrderKind.PACKAGE_BID):
+            b = self.bids[n]
             cols = []
             for alt in b.alternatives:
                 cols.append(len(self.col_legs))
@@ -226,33 +220,18 @@ class _Problem:
                 self.col_value.append(alt.limit)
                 self.col_sign.append(1)
             self.bid_cols[n] = cols
-        seen = set()
-        for n, o in enumerate(self.offers):
-            r = validate_package_offer(o, self.inst)
-            if not r and o.offer_id in seen:
-                r = AuctionReject.DUPLICATE_ID
-            seen.add(o.offer_id)
-            if r:
-                self.reject[(OrderKind.PACKAGE_OFFER, n)] = r
-                continue
+        for n in self._admit(self.offers, validate_package_offer, lambda o: o.offer_id,
+                             lambda o: OrderKind.PACKAGE_OFFER):
+            o = self.offers[n]
             self.offer_col[n] = len(self.col_legs)
             self.col_legs.append([(leg.instrument, leg.qty) for leg in o.legs])
             self.col_value.append(-o.min_total)
             self.col_sign.append(-1)
         self.n_pkg = len(self.col_legs)
         # divisible orders: per instrument, (limit, qty, order_id, input index), bids and offers apart
-        self.div_valid: list[int] = []
-        seen = set()
-        for n, d in enumerate(self.divs):
-            kind = OrderKind.DIVISIBLE_BID if isinstance(d, DivisibleBid) else OrderKind.DIVISIBLE_OFFER
-            r = validate_divisible(d, self.inst)
-            if not r and d.order_id in seen:
-                r = AuctionReject.DUPLICATE_ID
-            seen.add(d.order_id)
-            if r:
-                self.reject[(kind, n)] = r
-                continue
-            self.div_valid.append(n)
+        self.div_valid: list[int] = self._admit(
+            self.divs, validate_divisible, lambda d: d.order_id,
+            lambda d: OrderKind.DIVISIBLE_BID if isinstance(d, DivisibleBid) else OrderKind.DIVISIBLE_OFFER)
         active: set[int] = set()
         for legs in self.col_legs:
             active.update(i for i, _ in legs)
@@ -267,6 +246,22 @@ class _Problem:
             side = self.div_bids if isinstance(d, DivisibleBid) else self.div_offers
             side[d.instrument].append((d.limit, d.qty, d.order_id, n))
         self.curves = {i: _Curve(self.div_bids[i], self.div_offers[i]) for i in self.active}
+
+    def _admit(self, orders, validate, id_of, kind_of) -> list[int]:
+        """Positions of the orders that validate and whose id was not seen before; the others get
+        their reason in ``reject``. O(orders)."""
+        seen: set[int] = set()
+        valid = []
+        for n, order in enumerate(orders):
+            r = validate(order, self.inst)
+            if not r and id_of(order) in seen:
+                r = AuctionReject.DUPLICATE_ID
+            seen.add(id_of(order))
+            if r:
+                self.reject[(kind_of(order), n)] = r
+            else:
+                valid.append(n)
+        return valid
 
 
 class _Curve:
