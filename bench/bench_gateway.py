@@ -527,6 +527,16 @@ def plain(x: float, digits: int = 0) -> str:
     return "nan" if math.isnan(x) else f"{x:.{digits}f}"
 
 
+
+def print_table(title: str, head: str, rows: list[str]) -> None:
+    """A blank line, the title, the header, a rule and the rows."""
+    print()
+    print(title)
+    print(head)
+    print("-" * len(head))
+    for row in rows:
+        print(row)
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clients", type=int, default=2, help="client processes in the throughput run (1..8)")
@@ -595,31 +605,22 @@ def main(argv: list[str] | None = None) -> int:
 
     # the tables
     print()
-    print(f"throughput: closed loop, {n_clients} client processes, window {args.window} outstanding each, "
-          f"{args.seconds:g} s")
-    head = (f"{'server':<8} {'clients':>7} {'orders sent':>12} {'acks':>10} {'accepted':>10} {'rejected':>9} "
-            f"{'cancels':>8} {'other msgs':>10} {'acks/s':>10} {'msgs in/s':>10}")
-    print(head)
-    print("-" * len(head))
-    for ph in phases:
-        if ph.kind == "throughput":
-            print(f"{ph.server:<8} {ph.clients:>7} {ph.sent:>12,} {ph.acks:>10,} {ph.accepted:>10,} "
-                  f"{ph.rejected:>9,} {ph.cancels:>8,} {ph.other:>10,} {fmt(ph.acks_per_s):>10} "
-                  f"{fmt((ph.sent + ph.cancels) / ph.seconds):>10}")
+    print_table(f"throughput: closed loop, {n_clients} client processes, window {args.window} outstanding each, "
+                f"{args.seconds:g} s",
+                f"{'server':<8} {'clients':>7} {'orders sent':>12} {'acks':>10} {'accepted':>10} {'rejected':>9} "
+                f"{'cancels':>8} {'other msgs':>10} {'acks/s':>10} {'msgs in/s':>10}",
+                [f"{ph.server:<8} {ph.clients:>7} {ph.sent:>12,} {ph.acks:>10,} {ph.accepted:>10,} "
+                 f"{ph.rejected:>9,} {ph.cancels:>8,} {ph.other:>10,} {fmt(ph.acks_per_s):>10} "
+                 f"{fmt((ph.sent + ph.cancels) / ph.seconds):>10}" for ph in phases if ph.kind == "throughput"])
     print("(acks/s: Accepted + Rejected received within the run; msgs in/s: NewOrders + Cancels sent; other msgs: "
           "Executed, Cancelled of IOC/STP remainders)")
-    print()
-    print(f"latency: open loop, 1 client, {args.latency_seconds:g} s per rate (first 0.3 s not counted), "
-          f"round trip from scheduled send to ack")
-    head = (f"{'server':<8} {'offered/s':>10} {'acks/s':>10} {'samples':>9} {'lost':>6} {'p50 us':>11} "
-            f"{'p99 us':>11} {'p99.9 us':>11} {'max us':>11}")
-    print(head)
-    print("-" * len(head))
-    for ph in phases:
-        if ph.kind == "latency":
-            print(f"{ph.server:<8} {fmt(ph.offered):>10} {fmt(ph.acks_per_s):>10} {ph.samples:>9,} {ph.lost:>6,} "
-                  f"{fmt(ph.pct[0.5], 1):>11} {fmt(ph.pct[0.99], 1):>11} {fmt(ph.pct[0.999], 1):>11} "
-                  f"{fmt(ph.max_us, 1):>11}")
+    print_table(f"latency: open loop, 1 client, {args.latency_seconds:g} s per rate (first 0.3 s not counted), "
+                f"round trip from scheduled send to ack",
+                f"{'server':<8} {'offered/s':>10} {'acks/s':>10} {'samples':>9} {'lost':>6} {'p50 us':>11} "
+                f"{'p99 us':>11} {'p99.9 us':>11} {'max us':>11}",
+                [f"{ph.server:<8} {fmt(ph.offered):>10} {fmt(ph.acks_per_s):>10} {ph.samples:>9,} {ph.lost:>6,} "
+                 f"{fmt(ph.pct[0.5], 1):>11} {fmt(ph.pct[0.99], 1):>11} {fmt(ph.pct[0.999], 1):>11} "
+                 f"{fmt(ph.max_us, 1):>11}" for ph in phases if ph.kind == "latency"])
     reasons = {}
     for ph in phases:
         for k, v in ph.reasons.items():
