@@ -60,11 +60,16 @@ class Exchange:
     """The matching engine for a list of instruments (ids = list positions)."""
 
     def __init__(self, instruments: list[Instrument], max_firms: int = 256, event_capacity: int = 1 << 16,
-                 expected_orders: int = 0):
-        """``expected_orders``: orders the session will see, to size the arena up front (0: grow as needed)."""
+                 expected_orders: int = 0, arena: np.ndarray | None = None):
+        """``expected_orders``: orders the session will see, to size the arena up front (0: grow as needed).
+
+        ``arena``: start from this state (a snapshot's, taken over, not copied) instead of an empty one."""
         self.instruments = list(instruments)
         self.max_firms = max_firms
-        self._A = new_arena(self.instruments, max_firms, capacity_for(expected_orders))
+        if arena is None:
+            arena = new_arena(self.instruments, max_firms, capacity_for(expected_orders))
+        arena[H_NE] = 0
+        self._A = arena
         self._E = np.zeros(event_capacity, dtype=EVENT_DTYPE)
         self._n = 0
         self._ends = np.zeros(0, dtype=np.int64)
@@ -151,6 +156,11 @@ class Exchange:
         return self._E[: self._n]
 
     # --------------------------------------------------------------- queries
+
+    @property
+    def arena(self) -> np.ndarray:
+        """The whole engine state (not a copy): what a snapshot saves. Read it between calls only."""
+        return self._A
 
     @property
     def now(self) -> int:

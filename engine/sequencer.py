@@ -88,7 +88,6 @@ from engine.snapshot import (
     Snapshot,
     arena_state_hash,
     capture,
-    engine_arena,
     list_snapshots,
     newest_snapshot,
     prune_snapshots,
@@ -157,7 +156,7 @@ def fresh_exchange(genesis: Genesis):
 
 
 def event_seq_of(exchange) -> int:
-    return int(engine_arena(exchange)[H_SEQ])
+    return int(exchange.arena[H_SEQ])
 
 
 # ------------------------------------------------------------------ replay
@@ -526,7 +525,7 @@ class JournaledExchange:
             return
         t = time.perf_counter()
         self.journal.sync()
-        live = engine_arena(self.exchange)
+        live = self.exchange.arena
         arena = self._snapshot_buf
         if arena is None or arena.shape != live.shape:  # the first time or after growth: a new buffer
             arena = capture(self.exchange)
@@ -566,7 +565,7 @@ class JournaledExchange:
                 return
             pending.join()
             self._buffer_thread = None
-        shape = engine_arena(self.exchange).shape
+        shape = self.exchange.arena.shape
         buf = self._snapshot_buf
         if buf is not None and buf.shape == shape:
             return

@@ -93,11 +93,6 @@ _header_decoder = msgspec.msgpack.Decoder(SnapshotHeader)
 # ------------------------------------------------------------- state hash
 
 
-def engine_arena(exchange) -> np.ndarray:
-    """The arena of an ``engine.exchange.Exchange`` (its whole state; not a copy)."""
-    return exchange._A
-
-
 def arena_state_hash(arena: np.ndarray) -> str:
     """Hex blake2b-256 of the arena with the per-call slot H_NE taken as 0. O(arena), ~1 GB/s."""
     head = np.array(arena[: H_NE + 1], dtype=np.int64)
@@ -110,12 +105,12 @@ def arena_state_hash(arena: np.ndarray) -> str:
 
 def state_hash(exchange) -> str:
     """The engine state hash of an ``Exchange`` (equal for equal states; see the module docstring)."""
-    return arena_state_hash(engine_arena(exchange))
+    return arena_state_hash(exchange.arena)
 
 
 def capture(exchange) -> np.ndarray:
     """A copy of the engine state, taken between batches (the pause matching sees). O(arena) memcpy."""
-    return engine_arena(exchange).copy()
+    return exchange.arena.copy()
 
 
 def restore_exchange(instruments: list[Instrument], max_firms: int, engine_options: dict[str, int],
@@ -123,10 +118,8 @@ def restore_exchange(instruments: list[Instrument], max_firms: int, engine_optio
     """An ``Exchange`` whose state is ``arena`` (taken over, not copied)."""
     from engine.exchange import Exchange
 
-    ex = Exchange(instruments, max_firms=max_firms, **engine_options)
-    arena[H_NE] = 0
-    ex._A = arena
-    return ex
+    options = {k: v for k, v in engine_options.items() if k != "expected_orders"}  # the arena has its size
+    return Exchange(instruments, max_firms=max_firms, arena=arena, **options)
 
 
 # ------------------------------------------------------------------ files

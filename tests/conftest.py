@@ -37,7 +37,7 @@ def pytest_sessionstart(session):
     ex.new_order(2, 0, 2, 0, 1, 101, 1)
     ex.modify(3, 0, 2, 102, 1)
     ex.cancel(4, 0, 2)
-    grow(ex._A, FULL_DUP)
+    grow(ex.arena, FULL_DUP)
 FAR_FUTURE_NS = 10**18
 
 

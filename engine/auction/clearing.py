@@ -720,7 +720,7 @@ def _result(pb, chosen, pricing, fills, total, first_surplus, proven, gap, round
             continue
         best = max(range(len(cols)), key=lambda a: (pb.col_value[cols[a]] - cost(cols[a]), -a))
         s = pb.col_value[cols[best]] - cost(cols[best])
-        why = Outcome.PARADOXICALLY_REJECTED if s > 0 else Outcome.AT_PRICE if s == 0 else Outcome.LIMIT_BELOW_PRICE
+        why = _rejected_outcome(s)
         n_prb += why == Outcome.PARADOXICALLY_REJECTED
         prb_loss += max(0, s)
         outcomes.append(
@@ -752,7 +752,7 @@ def _result(pb, chosen, pricing, fills, total, first_surplus, proven, gap, round
             why = Outcome.ACCEPTED
         else:
             s = rev - o.min_total
-            why = Outcome.PARADOXICALLY_REJECTED if s > 0 else Outcome.AT_PRICE if s == 0 else Outcome.LIMIT_BELOW_PRICE
+            why = _rejected_outcome(s)
             n_prb += why == Outcome.PARADOXICALLY_REJECTED
             prb_loss += max(0, s)
         outcomes.append(
@@ -805,3 +805,10 @@ def _result(pb, chosen, pricing, fills, total, first_surplus, proven, gap, round
         paradoxically_rejected=n_prb,
         prb_loss=prb_loss,
     )
+
+
+def _rejected_outcome(surplus: int) -> Outcome:
+    """Why a package was not accepted, from the surplus it would have made at the clearing prices."""
+    if surplus > 0:
+        return Outcome.PARADOXICALLY_REJECTED
+    return Outcome.AT_PRICE if surplus == 0 else Outcome.LIMIT_BELOW_PRICE

@@ -379,7 +379,7 @@ def drain_all(socks: list[FuzzSocket], quiet_s: float, until=None, limit_s: floa
 def engine_state(venue) -> dict:
     """What no fuzz frame may change: every book, the order and trade counters, the rest of the arena."""
     engine = venue.engine
-    A = engine._A
+    A = engine.arena
     return {
         "books": [(engine.book_orders(i, 0), engine.book_orders(i, 1)) for i in range(len(engine.instruments))],
         "next_order_id": int(A[H_NEXT_OID]),
