@@ -10,10 +10,12 @@ from engine.auction.clearing import (
     AuctionStatus,
     Fill,
     InstrumentClearing,
+    Milp,
     OrderKind,
     OrderOutcome,
     Outcome,
     clear,
+    winner_determination_milp,
 )
 from engine.auction.orders import (
     Alternative,
@@ -43,6 +45,7 @@ __all__ = [
     "Fill",
     "InstrumentClearing",
     "Leg",
+    "Milp",
     "OrderKind",
     "OrderOutcome",
     "Outcome",
@@ -53,4 +56,5 @@ __all__ = [
     "instrument_lookup",
     "package_bid_from_requests",
     "package_offer_from_block",
+    "winner_determination_milp",
 ]

@@ -45,9 +45,11 @@ Formulation (units in ``engine.auction.orders``; GPU quantities, ticks, all inte
    since by LP duality every optimal divisible fill is compatible with every admissible
    price). After ``exact_rounds`` such rounds, the engine instead removes, each round, every
    package that is paradoxically accepted in an elastic price LP (positive violation), as
-   EUPHEMIA does (no cut: the dense cuts make large MILPs hard to restart); the result is then
-   admissible but not proven best. ``ir_cost`` = surplus of the first
-   (unconstrained) solution minus the final surplus.
+   EUPHEMIA does (no cut: the dense cuts make large MILPs hard to restart), and restarts HiGHS
+   from the previous solution without them. The result is then admissible and its gap is
+   measured against the first solve's dual bound (no admissible decision can beat it): it is
+   reported as proven optimal when that gap is within ``mip_gap``. ``ir_cost`` = surplus of the
+   first (unconstrained) solution minus the final surplus.
 
 Money balances to the tick: every fill pays ``qty * price[instrument]`` and per instrument
 GPUs bought == GPUs sold.
@@ -299,64 +301,114 @@ class _Curve:
 # ------------------------------------------------------------------ winner determination
 
 
+class Milp(msgspec.Struct, frozen=True):
+    """The winner-determination MILP as plain arrays (maximise ``cost @ x``), rows in CSR form.
+
+    Columns: the package columns (binary) then the valid divisible orders (continuous, in
+    ``div_orders`` order). Rows: one balance row per active instrument (== 0), then one
+    exclusive-group row per bid with several alternatives (<= 1). The single definition that
+    HiGHS solves and that a second solver can be given (the benchmark hands it to CBC).
+    """
+
+    cost: np.ndarray  # float64 per column
+    col_hi: np.ndarray  # float64 per column (lower bounds are all 0)
+    integer: np.ndarray  # uint8 per column
+    row_lo: np.ndarray
+    row_hi: np.ndarray
+    starts: np.ndarray  # int32 CSR row starts (len = rows + 1)
+    index: np.ndarray  # int32 column of each nonzero
+    value: np.ndarray  # float64 coefficient of each nonzero
+    div_orders: list[int]  # input index into the divisibles of each continuous column
+
+
+def winner_determination_milp(
+    instruments: Sequence[Instrument],
+    bids: Sequence[PackageBid],
+    offers: Sequence[PackageOffer],
+    divisibles: Sequence[DivisibleBid | DivisibleOffer],
+) -> Milp:
+    """The MILP ``clear`` solves first, for the valid orders among these (for a second solver)."""
+    return _milp(_Problem(instruments, bids, offers, divisibles))
+
+
+def _milp(pb: _Problem) -> Milp:
+    """Build the MILP of step 1 (module docstring). O(total legs + divisibles)."""
+    div_orders = list(pb.div_valid)
+    div_buy = np.array([isinstance(pb.divs[n], DivisibleBid) for n in div_orders], dtype=bool)
+    div_limit = np.array([pb.divs[n].limit for n in div_orders], dtype=np.float64)
+    cost = np.concatenate([np.array(pb.col_value, dtype=np.float64), np.where(div_buy, div_limit, -div_limit)])
+    col_hi = np.concatenate([np.ones(pb.n_pkg), np.array([pb.divs[n].qty for n in div_orders], dtype=np.float64)])
+    integer = np.concatenate([np.ones(pb.n_pkg, dtype=np.uint8), np.zeros(len(div_orders), dtype=np.uint8)])
+    # balance rows: sign * qty of each package leg, +1 / -1 per divisible
+    row, col, val = [], [], []
+    for c, legs in enumerate(pb.col_legs):
+        s = pb.col_sign[c]
+        for i, q in legs:
+            row.append(pb.row_of[i])
+            col.append(c)
+            val.append(s * q)
+    for k, n in enumerate(div_orders):
+        row.append(pb.row_of[pb.divs[n].instrument])
+        col.append(pb.n_pkg + k)
+        val.append(1 if div_buy[k] else -1)
+    n_rows = len(pb.active)
+    for cols in pb.bid_cols.values():
+        if len(cols) > 1:
+            row.extend([n_rows] * len(cols))
+            col.extend(cols)
+            val.extend([1] * len(cols))
+            n_rows += 1
+    row_a = np.array(row, dtype=np.int64)
+    order = np.argsort(row_a, kind="stable")
+    starts = np.searchsorted(row_a[order], np.arange(n_rows + 1)).astype(np.int32)
+    n_bal = len(pb.active)
+    row_lo = np.concatenate([np.zeros(n_bal), np.full(n_rows - n_bal, -_INF)])
+    row_hi = np.concatenate([np.zeros(n_bal), np.ones(n_rows - n_bal)])
+    return Milp(cost, col_hi, integer, row_lo, row_hi, starts, np.array(col, dtype=np.int32)[order],
+                np.array(val, dtype=np.float64)[order], div_orders)
+
+
 class _Wdp:
-    """The winner-determination MILP, kept between rounds (cuts and fixings are added to it)."""
+    """The winner-determination MILP in HiGHS, kept between rounds (cuts and fixings are added to it)."""
 
     def __init__(self, pb: _Problem, time_limit_s: float, mip_gap: float):
         self.pb = pb
+        self.last: np.ndarray = np.zeros(0)  # the column values of the last solve
+        self.bound = 0.0  # the dual bound HiGHS proved in the last solve (>= its optimum)
+        m = _milp(pb)
         h = self.h = _new_highs(time_limit_s, mip_gap)
-        cost = [float(v) for v in pb.col_value]
-        lo = [0.0] * pb.n_pkg
-        hi = [1.0] * pb.n_pkg
-        integer = [True] * pb.n_pkg
-        self.div_col: dict[int, int] = {}
-        for n in pb.div_valid:
-            d = pb.divs[n]
-            self.div_col[n] = len(cost)
-            cost.append(float(d.limit if isinstance(d, DivisibleBid) else -d.limit))
-            lo.append(0.0)
-            hi.append(float(d.qty))
-            integer.append(False)
-        _add_cols(h, cost, lo, hi, integer)
+        n = len(m.cost)
+        if n:
+            h.addVars(n, np.zeros(n), m.col_hi)
+            ids = np.arange(n, dtype=np.int32)
+            h.changeColsCost(n, ids, m.cost)
+            h.changeColsIntegrality(n, ids, m.integer)
         h.changeObjectiveSense(highspy.ObjSense.kMaximize)
-        bal: list[tuple[list[int], list[float]]] = [([], []) for _ in pb.active]
-        for c, legs in enumerate(pb.col_legs):
-            s = pb.col_sign[c]
-            for i, q in legs:
-                r = bal[pb.row_of[i]]
-                r[0].append(c)
-                r[1].append(float(s * q))
-        for n, c in self.div_col.items():
-            d = pb.divs[n]
-            r = bal[pb.row_of[d.instrument]]
-            r[0].append(c)
-            r[1].append(1.0 if isinstance(d, DivisibleBid) else -1.0)
-        rows = [(0.0, 0.0, r[0], r[1]) for r in bal]
-        for cols in pb.bid_cols.values():
-            if len(cols) > 1:
-                rows.append((-_INF, 1.0, cols, [1.0] * len(cols)))
-        _add_rows(h, rows)
+        if len(m.row_lo):
+            h.addRows(len(m.row_lo), m.row_lo, m.row_hi, len(m.index), m.starts[:-1], m.index, m.value)
 
-    def solve(self, zero_start: bool = False) -> tuple[list[int] | None, bool, float]:
+    def solve(self, start: np.ndarray | None = None) -> tuple[list[int] | None, bool, float]:
         """-> (accepted package columns or None if no solution, proven optimal, reported gap).
 
-        ``zero_start`` hands HiGHS the all-zero solution (nothing accepted, always feasible) so that a
-        time limit still leaves a solution. Used only in heuristic rounds: with it, HiGHS 1.16 was seen
-        to report a suboptimal solution as optimal on a tiny instance (not investigated further).
+        ``start`` (a full column vector) is handed to HiGHS as the incumbent: in repair rounds the
+        previous solution with its culprits removed, so that a time limit still leaves a solution
+        and the search starts next to where it ended (HiGHS ignores a start that is infeasible).
         """
         h = self.h
         n = h.getNumCol()
         if n == 0:  # nothing to decide
             return [], True, 0.0
-        if zero_start:
-            h.setSolution(n, np.arange(n, dtype=np.int32), np.zeros(n))
+        if start is not None:
+            h.setSolution(n, np.arange(n, dtype=np.int32), start)
         h.run()
         status = h.getModelStatus()
         sol = h.getSolution()
         if status == _INFEASIBLE or not sol.value_valid:
             return None, status == _INFEASIBLE, 0.0
-        x = sol.col_value
-        chosen = [c for c in range(self.pb.n_pkg) if x[c] > 0.5]
+        x = np.asarray(sol.col_value)
+        self.last = x
+        self.bound = float(h.getInfo().mip_dual_bound)
+        chosen = np.flatnonzero(x[: self.pb.n_pkg] > 0.5).tolist()
         gap = float(h.getInfo().mip_gap)
         return chosen, status == _OPTIMAL, gap if np.isfinite(gap) else float("inf")
 
@@ -635,12 +687,17 @@ def clear(
     first_surplus: int | None = None
     pricing: _Pricing | None = None
     chosen: list[int] = []
+    start: np.ndarray | None = None
+    bound: float | None = None  # first solve's dual bound: no admissible decision is better
+    repaired = False
     while rounds < max_rounds:
         rounds += 1
-        got, optimal, gap = wdp.solve(zero_start=not proven)
+        got, optimal, gap = wdp.solve(start)
         proven = proven and optimal
         if got is None:
             break
+        if bound is None:
+            bound = wdp.bound
         pricing = _price(pb, got, time_limit_s)
         if first_surplus is None:
             first_surplus = _surplus(pb, got, {}) + _div_surplus_for(pb, got)
@@ -649,10 +706,12 @@ def clear(
             break
         if rounds < exact_rounds:
             wdp.exclude(got)  # exact: the next solve finds the next best decision
-        else:  # heuristic: forbid the culprits (got cannot recur, since one of its columns is forbidden)
-            proven = False
+        else:  # repair: forbid the culprits (got cannot recur), restart from got without them
+            repaired = True
+            start = wdp.last.copy()
             for c in _paradoxically_accepted(pb, got, time_limit_s):
                 wdp.forbid(c)
+                start[c] = 0.0
     if pricing is None:  # no admissible decision found: clear the divisible orders alone (always admissible)
         proven = False
         chosen = []
@@ -662,6 +721,9 @@ def clear(
     total = _surplus(pb, chosen, fills)
     if first_surplus is None:
         first_surplus = total
+    if repaired and bound is not None:  # the repair's result against the first bound: a proven gap
+        gap = max(0.0, (bound - total) / max(1.0, abs(bound)))
+        proven = gap <= mip_gap
     return _result(pb, chosen, pricing, fills, total, first_surplus, proven, gap, rounds)
 
 

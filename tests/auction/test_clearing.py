@@ -167,3 +167,18 @@ def test_block_request_skips_starts_with_unlisted_hours():
     bid = package_bid_from_requests(1, 1, [BlockRequest("B200", "US-EAST", "FIRM", 2, 3, 0, 10 * H, 5)], lookup)
     assert [[leg.instrument for leg in alt.legs] for alt in bid.alternatives] == [[0, 1, 2], [1, 2, 3]]
     assert all(alt.limit == 2 * 3 * 5 for alt in bid.alternatives)
+
+
+def test_the_two_bidder_instance_highs_1_16_presolve_got_wrong_clears_at_the_optimum():
+    """HiGHS 1.16.0's presolve reported surplus 2 as optimal here (pyproject excludes that version)."""
+    instruments = _listing(["H100"], 2)
+    bids = [
+        PackageBid(1, 0, [Alternative([Leg(0, 1), Leg(1, 2)], 1)]),
+        PackageBid(2, 1, [Alternative([Leg(0, 2), Leg(1, 2)], 6)]),
+    ]
+    offers = [PackageOffer(1, 10, [Leg(0, 2), Leg(1, 2)], 0)]
+    r = clear(instruments, bids, offers, [DivisibleBid(1, 20, 0, 2, 1)])
+    assert r.proven_optimal and r.total_surplus == r.unconstrained_surplus == 6
+    assert _outcome(r, OrderKind.PACKAGE_BID, 2).outcome == Outcome.ACCEPTED
+    assert _outcome(r, OrderKind.PACKAGE_BID, 1).outcome != Outcome.ACCEPTED
+    _assert_money_balances(r)
