@@ -41,6 +41,7 @@ class CommandKind(IntEnum):
     ADVANCE_TIME = 6
     HALT = 7
     RESUME = 8
+    AUCTION_FILL = 9  # the call auction's execution of a resting order (from the venue, never a client)
 
 
 class EventKind(IntEnum):
@@ -100,6 +101,7 @@ class Liquidity(IntEnum):
     NONE = 0
     MAKER = 1
     TAKER = 2
+    AUCTION = 3  # filled by the call auction at its clearing price
 
 
 class InstrumentStatus(IntEnum):

@@ -147,7 +147,17 @@ class Resume(msgspec.Struct, frozen=True, tag=True):
     instrument: int
 
 
-Command = NewOrder | Cancel | Modify | MassCancel | MassQuote | AdvanceTime | Halt | Resume
+class AuctionFill(msgspec.Struct, frozen=True, tag=True):
+    """The call auction executes ``qty`` of resting order ``order_id`` at its clearing ``price``.
+    Issued by the venue from an auction result, never accepted from a client."""
+
+    ts: int
+    order_id: int
+    price: int
+    qty: int
+
+
+Command = NewOrder | Cancel | Modify | MassCancel | MassQuote | AdvanceTime | Halt | Resume | AuctionFill
 
 
 def _row(kind: int, **fields: int) -> tuple:
@@ -180,6 +190,9 @@ def commands_to_records(commands: list[Command]) -> np.ndarray:
             rows.append(_row(CommandKind.MASS_CANCEL, reason=c.reason, instrument=c.instrument, firm=c.firm, ts=c.ts))
         elif isinstance(c, AdvanceTime):
             rows.append(_row(CommandKind.ADVANCE_TIME, instrument=-1, firm=-1, ts=c.ts))
+        elif isinstance(c, AuctionFill):
+            rows.append(_row(CommandKind.AUCTION_FILL, instrument=-1, firm=-1, ts=c.ts, order_id=c.order_id,
+                             price=c.price, qty=c.qty))
         elif isinstance(c, Halt | Resume):
             kind = CommandKind.HALT if isinstance(c, Halt) else CommandKind.RESUME
             rows.append(_row(kind, instrument=c.instrument, firm=-1, ts=c.ts))
@@ -211,6 +224,8 @@ def command_from_record(r) -> Command:
         return Halt(ts, int(r["instrument"]))
     if kind == CommandKind.RESUME:
         return Resume(ts, int(r["instrument"]))
+    if kind == CommandKind.AUCTION_FILL:
+        return AuctionFill(ts, int(r["order_id"]), int(r["price"]), int(r["qty"]))
     raise ValueError(f"unknown command kind {kind}")
 
 

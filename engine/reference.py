@@ -61,6 +61,7 @@ from engine.interface import LevelView, OrderStatus, RestingOrder
 from engine.records import (
     Accepted,
     AdvanceTime,
+    AuctionFill,
     BookLevel,
     Cancel,
     Cancelled,
@@ -148,6 +149,7 @@ class ReferenceExchange:
             AdvanceTime: lambda cmd: None,
             Halt: lambda cmd: self._set_state(cmd.instrument, _HALTED),
             Resume: lambda cmd: self._set_state(cmd.instrument, _OPEN),
+            AuctionFill: self._auction_fill,
         }
 
     # ------------------------------------------------------------ submitting
@@ -476,6 +478,28 @@ class ReferenceExchange:
                        reason=RejectReason.NOT_YOUR_ORDER)
         else:
             self._cancel_resting(o, c.reason or CancelReason.USER)
+
+    def _auction_fill(self, c: AuctionFill) -> None:
+        """Spec: AuctionFill. Fill (Liquidity.AUCTION, new trade id), reduced in place or removed, BookLevel."""
+        o = self._orders.get(c.order_id)
+        if o is None:
+            self._emit(CancelRejected, instrument=-1, order_id=c.order_id, firm=0, reason=RejectReason.UNKNOWN_ORDER)
+            return
+        inst = self._instruments[o.instrument]
+        if not (0 < c.qty <= o.leaves and inst.min_price <= c.price <= inst.max_price):
+            self._emit(CancelRejected, instrument=o.instrument, order_id=c.order_id, firm=0,
+                       reason=RejectReason.INVALID_FIELD)
+            return
+        self._last_trade_id += 1
+        self._books[o.instrument][o.side][o.price].qty -= c.qty
+        o.leaves -= c.qty
+        o.cum += c.qty
+        if o.leaves == 0:
+            self._unrest(o)
+        self._emit(Fill, instrument=o.instrument, order_id=o.order_id, firm=o.firm, client_order_id=o.client_order_id,
+                   side=o.side, price=c.price, qty=c.qty, leaves=o.leaves, cum=o.cum, trade_id=self._last_trade_id,
+                   liquidity=Liquidity.AUCTION)
+        self._emit_level(o.instrument, o.side, o.price)
 
     def _modify(self, c: Modify) -> None:
         o = self._orders.get(c.order_id)

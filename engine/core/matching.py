@@ -349,6 +349,40 @@ def apply_modify(A, E, h, price, qty):
 
 
 @njit(cache=True, _nrt=False)
+def auction_fill(A, E, order_id, price, qty):
+    """The call auction executes qty of resting order order_id at its clearing price.
+
+    Fill with Liquidity.AUCTION (a new trade id), the order reduced in place (priority kept) or
+    removed when done, BookLevel. No Trade event: the auction's result carries the volume.
+    Refused with CancelRejected: UNKNOWN_ORDER, or INVALID_FIELD for qty outside 1..leaves or a
+    price outside the instrument's band."""
+    h = live_slot(A, order_id)
+    if h == NONE:
+        cancel_reject(A, E, -1, 0, order_id, RejectReason.UNKNOWN_ORDER)
+        return
+    o = order_row(A, h)
+    inst = A[o + O_INST]
+    x = inst_row(A, inst)
+    if qty <= 0 or qty > A[o + O_LEAVES] or price < A[x + X_MINP] or price > A[x + X_MAXP]:
+        cancel_reject(A, E, inst, 0, order_id, RejectReason.INVALID_FIELD)
+        return
+    side = A[o + O_SIDE]
+    lv = A[o + O_LEVEL]
+    tid = A[H_NEXT_TID]
+    A[H_NEXT_TID] = tid + 1
+    A[o + O_LEAVES] -= qty
+    A[o + O_CUM] += qty
+    A[level_row(A, lv) + L_QTY] -= qty
+    emit(A, E, EventKind.FILL, inst, side, A[o + O_FIRM], A[o + O_ID], A[o + O_CLID], price, qty, A[o + O_LEAVES],
+         A[o + O_CUM], tid, 0, Liquidity.AUCTION, 0, 0)
+    if A[o + O_LEAVES] == 0:
+        unrest(A, E, h)
+        free_order_slot(A, h)
+    else:
+        emit_level(A, E, inst, side, A[o + O_PRICE], lv)
+
+
+@njit(cache=True, _nrt=False)
 def modify(A, E, firm, order_id, price, qty):
     h = live_slot(A, order_id)
     if h == NONE:
@@ -512,3 +546,5 @@ def process(A, E, kind, ts, firm, inst, side, ord_type, tif, post, stp, clid, or
         set_status(A, E, inst, InstrumentStatus.HALTED)
     elif kind == CommandKind.RESUME:
         set_status(A, E, inst, InstrumentStatus.OPEN)
+    elif kind == CommandKind.AUCTION_FILL:
+        auction_fill(A, E, order_id, price, qty)

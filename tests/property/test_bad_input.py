@@ -560,7 +560,7 @@ def fuzz_batch(rng: np.random.Generator, n: int, clock: int, last_order_id: int,
     the last ones given. Returns (records, clock).
     """
     C = np.zeros(n, dtype=COMMAND_DTYPE)
-    C["kind"] = rng.choice(KNOWN_KINDS, n, p=[0.45, 0.15, 0.12, 0.02, 0.14, 0.06, 0.02, 0.04])
+    C["kind"] = rng.choice(KNOWN_KINDS, n, p=[0.43, 0.15, 0.12, 0.02, 0.14, 0.06, 0.02, 0.03, 0.03])
     plausible: dict[str, list[int] | tuple[int, int]] = {  # values to pick from, or a range [lo, hi)
         "side": (0, 2), "ord_type": [0, 0, 0, 0, 1], "tif": [0, 0, 0, 1, 2, 3], "stp": (0, 3),
         "post_only": [0] * 9 + [1], "reason": [0] * 6 + [7, 8], "instrument": (0, N_INST), "firm": (0, MAX_FIRMS),

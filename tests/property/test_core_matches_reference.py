@@ -20,7 +20,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.codes import CommandKind, EventKind, OrderType, TimeInForce
+from engine.codes import CommandKind, EventKind, Liquidity, OrderType, TimeInForce
 from engine.exchange import Exchange
 from engine.records import COMMAND_DTYPE
 from engine.reference import ReferenceExchange
@@ -106,6 +106,9 @@ class StreamGenerator:
             c["kind"] = CommandKind.ADVANCE_TIME
             self.ts += r.randint(0, 5_000)
             c["ts"] = self.ts
+        elif kind == 7 and r.random() < 0.4:  # the call auction fills a (mostly live) resting order
+            c["kind"], c["order_id"], c["firm"] = CommandKind.AUCTION_FILL, self._old_id(), -1
+            c["price"], c["qty"] = self._price(inst, r.randrange(2)), r.randint(0, 12)
         elif kind == 7:
             c["kind"] = r.choice((CommandKind.HALT, CommandKind.RESUME, CommandKind.RESUME))
         else:
@@ -143,6 +146,7 @@ class Invariants:
             elif kind == EventKind.FILL:
                 self.last_leaves[oid] = int(e["leaves"])
         fills = events[events["kind"] == EventKind.FILL]
+        fills = fills[fills["liquidity"] != Liquidity.AUCTION]  # auction fills have no counterpart in the book
         trades = events[events["kind"] == EventKind.TRADE]
         assert len(fills) == 2 * len(trades)
         for t in trades:
