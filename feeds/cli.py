@@ -71,7 +71,7 @@ def cmd_feed(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             return 0
         end = time.monotonic() + args.seconds if args.seconds > 0 else None
         next_book = time.monotonic() + args.book_every
-        resyncs = client.stats["resyncs"]
+        resyncs, restarts = client.stats["resyncs"], client.stats["publisher_restarts"]
         while end is None or time.monotonic() < end:
             client.poll(100)
             for m in updates:
@@ -82,6 +82,9 @@ def cmd_feed(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             if client.stats["resyncs"] != resyncs:
                 resyncs = client.stats["resyncs"]
                 print("(gap: resynchronising from a snapshot)", file=out, flush=True)
+            if client.stats["publisher_restarts"] != restarts:
+                restarts = client.stats["publisher_restarts"]
+                print("(the publisher restarted: resynchronising from a snapshot)", file=out, flush=True)
             if time.monotonic() >= next_book and client.book(args.symbol) is not None:
                 print(format_book(client.book(args.symbol), args.levels, args.tick, args.l3), file=out, flush=True)
                 next_book = time.monotonic() + args.book_every

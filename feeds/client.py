@@ -2,7 +2,7 @@
 
 Per instrument the client is either *synced* (a ``LocalBook`` with the seq it
 reflects) or *pending* (waiting for a snapshot, buffering what arrives):
-1. subscribe first (every channel of each wanted symbol, or everything), so
+1. subscribe first (the topic of each wanted symbol, or everything), so
    nothing published after the snapshot can be missed;
 2. request a snapshot (``SnapshotRequest``) of the pending instruments;
 3. on the reply, each instrument's book is the snapshot at its seq S; buffered
@@ -16,14 +16,27 @@ A feed silent for more than ``heartbeat_timeout_s`` (by the injected
 pending and snapshots are requested again (every ``snapshot_timeout_s`` while
 unanswered). Any message makes the feed alive again.
 
+Publisher restarts (see ``feeds.protocol``, *Sessions*): ``session`` is the
+publisher session the books belong to, the first one heard. A message or a
+snapshot of a newer session means the publisher restarted and its seqs may
+have started over: every book is dropped, every instrument pending, one
+snapshot requested (``stats["publisher_restarts"]``); a snapshot reply of the
+new session that answered an old request is not installed (the new request's
+reply is). A message or snapshot of an older session is stale (a leftover of
+the replaced publisher): ignored, and it does not count as the feed being
+alive (``stats["stale_session"]``). A dead feed forgets its session, so the
+next publisher is adopted whatever its id.
+
 Invariant: a synced book equals the publisher's book at the book's seq (L2
-levels from LevelUpdate, L3 queues from the Order* messages, both kept).
+levels from LevelUpdate, L3 queues from the Order* messages, both kept), in
+the session ``session``.
 
 ``poll(timeout_ms)`` does all the work in the caller's thread (no threads of
-its own): it reads at most ``max_msgs`` messages, then checks the timers.
-``on_update(msg)`` is called for each applied message, in seq order per
-instrument. ``drop`` (tests) is a predicate: a message for which it returns
-True is discarded as if the network lost it.
+its own): it reads frames (each an array of one instrument's messages) until
+``max_msgs`` messages, then checks the timers. ``on_update(msg)`` is called
+for each applied message, in seq order per instrument. ``drop`` (tests) is a
+predicate: a message for which it returns True is discarded as if the network
+lost it.
 
 Costs: O(1) per message (O(log levels) for ``depth``), snapshot install
 O(levels + orders).
@@ -111,10 +124,27 @@ class LocalBook:
         self.seq = m.seq
 
 
+def snapshot_books(snap: list) -> dict[str, LocalBook]:
+    """The books of a snapshot reply (its messages but SnapshotEnd), by symbol. O(messages)."""
+    books: dict[str, LocalBook] = {}
+    for m in snap:
+        t = type(m)
+        if t is fp.SnapshotInstrument:
+            books[m.symbol] = LocalBook(m.symbol, m.seq, m.status)
+        elif t is fp.SnapshotLevel:
+            books[m.symbol].levels[m.side][m.price] = (m.qty, m.count)
+        else:
+            books[m.symbol]._add(m.order_id, m.side, m.price, m.qty)
+    for b in books.values():
+        bids, asks = b.depth(1)
+        b.top = (*(bids[0] if bids else (0, 0, 0)), *(asks[0] if asks else (0, 0, 0)))
+    return books
+
+
 class FeedClient:
     def __init__(self, endpoint: str, snapshot_endpoint: str, symbols: list[str] | None = None,
                  clock=time.monotonic_ns, heartbeat_timeout_s: float = 3.0, snapshot_timeout_s: float = 2.0,
-                 on_update=None, ctx: zmq.Context | None = None, rcvhwm: int = 100_000):
+                 on_update=None, ctx: zmq.Context | None = None, rcvhwm: int = 10_000):
         self.endpoint, self.snapshot_endpoint = endpoint, snapshot_endpoint
         self.symbols = list(symbols) if symbols is not None else None
         self.clock = clock
@@ -126,6 +156,7 @@ class FeedClient:
         self.pending: dict[str, list] = {}  # instruments waiting for a snapshot -> buffered messages
         self.all_pending = False  # symbols None and no snapshot yet: every instrument is pending
         self.dead = False
+        self.session: int | None = None  # the publisher session the books belong to: the newest seen
         self.stats: Counter[str] = Counter()
         self._own_ctx = ctx is None
         self._ctx = ctx or zmq.Context()
@@ -135,7 +166,7 @@ class FeedClient:
         self._request_sent_ns: int | None = None
         self._snap: list = []  # snapshot messages of the reply being received
         self._last_heard_ns = 0
-        self._decode = fp.feed_decoder.decode
+        self._decode = fp.feed_frame_decoder.decode
 
     # ------------------------------------------------------------ lifecycle
 
@@ -148,8 +179,7 @@ class FeedClient:
             sub.setsockopt(zmq.SUBSCRIBE, b"")
         else:
             for sym in self.symbols:
-                for ch in fp.CHANNELS:
-                    sub.setsockopt(zmq.SUBSCRIBE, fp.topic(ch, sym))
+                sub.setsockopt(zmq.SUBSCRIBE, fp.topic(sym))
         sub.connect(self.endpoint)
         d = self._dealer = self._ctx.socket(zmq.DEALER)
         d.setsockopt(zmq.LINGER, 0)
@@ -178,7 +208,7 @@ class FeedClient:
         return self.books.get(symbol)
 
     def poll(self, timeout_ms: int = 0, max_msgs: int = 10_000) -> int:
-        """Handle what arrives within timeout_ms (at most max_msgs feed messages); then the timers."""
+        """Handle what arrives within timeout_ms (frames until max_msgs feed messages); then the timers."""
         handled = 0
         sub, dealer = self._sub, self._dealer
         if timeout_ms:
@@ -188,16 +218,17 @@ class FeedClient:
                 _topic, payload = sub.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            handled += 1
             try:
-                msg = self._decode(payload)
+                msgs = self._decode(payload)
             except (msgspec.DecodeError, msgspec.ValidationError):
                 self.stats["undecodable"] += 1
                 continue
-            if self.drop is not None and self.drop(msg):
-                self.stats["dropped_by_hook"] += 1
-                continue
-            self._on_feed(msg)
+            handled += len(msgs)
+            for msg in msgs:
+                if self.drop is not None and self.drop(msg):
+                    self.stats["dropped_by_hook"] += 1
+                    continue
+                self._on_feed(msg)
         for _ in range(1000):
             try:
                 frame = dealer.recv(zmq.NOBLOCK)
@@ -210,6 +241,8 @@ class FeedClient:
     # ------------------------------------------------------------ internals
 
     def _on_feed(self, m) -> None:
+        if m.session != self.session and not self._adopt(m.session):
+            return
         self._last_heard_ns = self.clock()
         if self.dead:
             self.dead = False
@@ -257,13 +290,24 @@ class FeedClient:
         self.stats["resyncs"] += 1
         self._request(symbols)
 
+    def _adopt(self, session: int) -> bool:
+        """A message or snapshot of another publisher session: False if it is older (stale, ignored); if
+        newer, the publisher restarted: every book is dropped and resynced (True: the session is now current)."""
+        if self.session is not None:
+            if session < self.session:
+                self.stats["stale_session"] += 1
+                return False
+            self.stats["publisher_restarts"] += 1
+            self._resync_all()
+        self.session = session
+        return True
+
     def _resync_all(self) -> None:
-        wanted = self.symbols if self.symbols is not None else list(self.books)
+        """Every wanted instrument pending with an empty buffer, no book, one snapshot request for them all."""
+        wanted = self.symbols if self.symbols is not None else [*self.books, *self.pending]
         self.books.clear()
-        if self.symbols is None:
-            self.all_pending = True
-        for s in wanted:
-            self.pending.setdefault(s, [])
+        self.all_pending = self.symbols is None
+        self.pending = {s: [] for s in wanted}
         self._request(self.symbols or [])
 
     def _request(self, symbols: list[str]) -> None:
@@ -281,32 +325,22 @@ class FeedClient:
         for m in msgs:
             if type(m) is fp.SnapshotEnd:
                 snap, self._snap = self._snap, []
-                self._install(snap)
+                # a newer session: the publisher restarted, resync (this reply answered a request of the old one)
+                if m.session == self.session or (self.session is None and self._adopt(m.session)):
+                    self._install([s for s in snap if s.session == m.session])
+                else:
+                    self._adopt(m.session)
             else:
                 self._snap.append(m)
 
     def _install(self, snap: list) -> None:
         """Install every pending instrument of a snapshot, then replay its buffer past the snapshot's seq."""
         self._last_heard_ns = self.clock()
-        got: dict[str, LocalBook] = {}
-        for m in snap:
-            t = type(m)
-            if t is fp.SnapshotInstrument:
-                if m.symbol in self.pending or (self.all_pending and m.symbol not in self.books):
-                    got[m.symbol] = LocalBook(m.symbol, m.seq, m.status)
-            elif m.symbol in got:
-                b = got[m.symbol]
-                if t is fp.SnapshotLevel:
-                    b.levels[m.side][m.price] = (m.qty, m.count)
-                else:
-                    b._add(m.order_id, m.side, m.price, m.qty)
-        if self.all_pending:
-            self.all_pending = False
+        got = {sym: b for sym, b in snapshot_books(snap).items()
+               if sym in self.pending or (self.all_pending and sym not in self.books)}
+        self.all_pending = False
         for sym, b in got.items():
             buffered = self.pending.pop(sym, [])
-            bids, asks = b.depth(1)
-            bid, ask = (bids[0] if bids else (0, 0, 0)), (asks[0] if asks else (0, 0, 0))
-            b.top = (*bid, *ask)
             self.books[sym] = b
             self.stats["snapshots_installed"] += 1
             for i, m in enumerate(buffered):
@@ -321,6 +355,7 @@ class FeedClient:
         if not self.dead and now - self._last_heard_ns > self.heartbeat_timeout_ns:
             self.dead = True
             self.stats["dead"] += 1
+            self.session = None  # whichever publisher speaks next is adopted (even if its clock went back)
             self._resync_all()
             return
         if (self.pending or self.all_pending) and self._request_sent_ns is not None \

@@ -4,28 +4,46 @@ This module is the single definition of the market-data interface. Messages are
 msgspec Structs tagged by class name in ``type`` and encoded with msgpack.
 
 Transport:
-* incremental feed: a ZeroMQ PUB socket; each message is two frames, the
-  topic ``b"<CHANNEL>|<symbol>"`` (e.g. ``b"L2|H100.US-EAST.FIRM.2026-12-01T14"``)
-  then the msgpack payload, so subscribers filter by channel and instrument with
-  ZeroMQ prefix subscriptions (``b"L2|"``: every instrument's L2; ``b""``: all);
+* incremental feed: a ZeroMQ PUB socket; each ZeroMQ message is two frames,
+  the topic (the instrument's symbol, UTF-8) then a msgpack array of up to
+  ``MAX_FRAME_MESSAGES`` messages of that instrument, in seq order (the
+  publisher packs what one batch of engine events produced). Subscribers
+  filter with ZeroMQ prefix subscriptions on the symbol: ``b""`` everything,
+  ``b"H100.US-EAST."`` one product and region, a whole symbol one instrument.
+  A frame is delivered or lost whole;
 * snapshot service: a ROUTER; the client (DEALER) sends one ``SnapshotRequest``,
   the reply is one or more frames, each a msgpack array of snapshot messages,
   the last holding ``SnapshotEnd`` with the request's ``request_id``.
 
-Channels: ``L1`` TopOfBook; ``L2`` LevelUpdate; ``L3`` OrderAdded,
-OrderExecuted, OrderReduced, OrderDeleted, OrderReplaced; ``TR`` Trade;
-``ST`` InstrumentStatus; ``HB`` Heartbeat.
+Messages: L1 ``TopOfBook``; L2 ``LevelUpdate``; L3 ``OrderAdded``,
+``OrderExecuted``, ``OrderReduced``, ``OrderDeleted``, ``OrderReplaced``;
+``Trade``; ``InstrumentStatus``; ``Heartbeat``. Every one goes to every
+subscriber of its instrument; one that wants only some kinds filters them
+after decoding.
 
 Sequencing (after CME MDP 3.0): every message but the snapshot's end carries
-the instrument ``symbol``, ``seq`` (per instrument, 1, 2, 3, ... over ALL the
-instrument's channels together), ``event_seq`` (the engine event it derives
-from) and ``ts`` (the engine's time of that event, ns UTC). So a subscriber
-that wants gap detection subscribes to every channel of an instrument (as
-``feeds.client.FeedClient`` does); one that filters channels sees holes by
-design. ``Heartbeat`` is not sequenced: its ``seq`` is the instrument's last
-published seq, so a subscriber that lost the tail of a burst still notices.
-Snapshot messages carry the seq the snapshot reflects: the client drops
-incremental messages with ``seq <= snapshot seq`` and applies the rest.
+the instrument ``symbol``, the publisher ``session``, ``seq`` (per instrument,
+1, 2, 3, ... over all the instrument's messages), ``event_seq`` (the engine
+event it derives from) and ``ts`` (the engine's time of that event, ns UTC).
+``Heartbeat`` is not sequenced: its ``seq`` is the instrument's last published
+seq, so a subscriber that lost the tail of a burst still notices. Snapshot
+messages carry the seq the snapshot reflects: the client drops incremental
+messages with ``seq <= snapshot seq`` and applies the rest.
+
+Sessions (publisher restarts): seqs are only comparable within one
+``session``, the id a publisher stamps on everything it sends, by default its
+start time in ns UTC, so a restarted publisher has a larger one. A new
+publisher on the same endpoints may continue the old seqs (``cx serve`` after a
+journal recovery replays every event, so the books and seqs come back equal)
+or start over from 1 (a venue restarted without its journal: other books,
+seqs below the subscribers'), which seqs alone cannot tell from duplicates.
+Hence, for a subscriber: a message, heartbeat or snapshot of a newer session
+invalidates every book of the old one: resync all from a snapshot of the new
+session (only snapshot messages and buffered messages of that session count);
+anything of an older session is a stale leftover: ignore it. ``SnapshotEnd``
+names the session that answered. ZeroMQ reconnects the subscriber's sockets
+to the new publisher by itself; the first heartbeat round (about a second)
+reveals the restart even on a quiet market.
 
 L3 is anonymous (order id, side, price, quantity, never the firm). Replaying
 it from a snapshot (or from seq 1) rebuilds every queue in priority order:
@@ -40,9 +58,10 @@ it from a snapshot (or from seq 1) rebuilds every queue in priority order:
   ``price`` with ``qty`` open; it may trade (as taker, which L3 does not show)
   and, if any of it rests, an ``OrderAdded`` with the same ``order_id`` follows.
 
-``json_schema()`` describes every message for clients in other languages; the
-committed copy is ``feeds/schema/market_data.json`` (``write_schema()``), kept
-equal to this module by a test.
+``json_schema()`` describes the feed frame, the snapshot reply frame and the
+request for clients in other languages; the committed copy is
+``feeds/schema/market_data.json`` (``write_schema()``), kept equal to this
+module by a test.
 
 Prices are integer ticks, quantities integer GPUs, enumerations the integers
 of ``engine.codes`` (Side; ``status`` fields hold ``engine.codes.InstrumentStatus`` values, plain
@@ -60,11 +79,12 @@ from engine.codes import Side
 
 
 class _Message(msgspec.Struct, frozen=True, tag=True, tag_field="type", forbid_unknown_fields=True):
-    """Base of every feed message: tagged with the class name in ``type``."""
+    """Base of every message: a msgpack map, tagged with the class name in ``type``."""
 
 
 class _Sequenced(_Message, frozen=True):
     symbol: str
+    session: int  # the publisher's session: its start time, ns UTC; a larger one is a newer publisher
     seq: int  # per instrument, over all its channels
     event_seq: int  # the engine event this message derives from
     ts: int  # engine time of that event, ns UTC
@@ -188,6 +208,7 @@ class SnapshotOrder(_Sequenced, frozen=True):
 
 class SnapshotEnd(_Message, frozen=True):
     request_id: int
+    session: int  # the session of the publisher that answered
     event_seq: int  # the last engine event the snapshot reflects
     ts: int
     instruments: int
@@ -200,31 +221,31 @@ FeedMessage = (
 )
 SnapshotMessage = SnapshotInstrument | SnapshotLevel | SnapshotOrder | SnapshotEnd
 
-CHANNEL_OF: dict[type, bytes] = {
-    TopOfBook: b"L1", LevelUpdate: b"L2", OrderAdded: b"L3", OrderExecuted: b"L3", OrderReduced: b"L3",
-    OrderDeleted: b"L3", OrderReplaced: b"L3", Trade: b"TR", InstrumentStatus: b"ST", Heartbeat: b"HB",
-}
-CHANNELS = (b"L1", b"L2", b"L3", b"TR", b"ST", b"HB")
+FEED_CLASSES = (TopOfBook, LevelUpdate, OrderAdded, OrderExecuted, OrderReduced, OrderDeleted, OrderReplaced, Trade,
+                InstrumentStatus, Heartbeat)  # position = the publisher's message code (feeds.fold)
+MAX_FRAME_MESSAGES = 128  # feed messages per PUB frame at most
 
 encoder = msgspec.msgpack.Encoder()
-feed_decoder = msgspec.msgpack.Decoder(FeedMessage)
+feed_frame_decoder = msgspec.msgpack.Decoder(list[FeedMessage])
 snapshot_frame_decoder = msgspec.msgpack.Decoder(list[SnapshotMessage])
 request_decoder = msgspec.msgpack.Decoder(SnapshotRequest)
 
 
-def topic(channel: bytes, symbol: str) -> bytes:
-    """The first frame of a feed message: ``channel|symbol``."""
-    return channel + b"|" + symbol.encode()
+def topic(symbol: str) -> bytes:
+    """The first frame of a feed frame: the instrument's symbol (UTF-8)."""
+    return symbol.encode()
 
 
 def json_schema() -> dict:
-    """The JSON Schema of the feed, the snapshot reply and the snapshot request."""
-    (feed, snap, req), components = msgspec.json.schema_components([FeedMessage, SnapshotMessage, SnapshotRequest])
+    """The JSON Schema of the feed frame, the snapshot reply frame and the snapshot request."""
+    (feed, snap, req), components = msgspec.json.schema_components(
+        [list[FeedMessage], list[SnapshotMessage], SnapshotRequest])
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "compute-exchange market data",
-        "description": "msgpack; PUB frames [b'CHANNEL|symbol', message]; snapshot: ROUTER, request then "
-                       "frames of message arrays ending with SnapshotEnd; see feeds/protocol.py",
+        "description": "msgpack; PUB: two frames [b'symbol', array of that instrument's messages in seq order]; "
+                       "snapshot: ROUTER, request then frames of message arrays ending with SnapshotEnd; a newer "
+                       "session (publisher restart) invalidates every book; see feeds/protocol.py",
         "feed": feed,
         "snapshot_reply": snap,
         "snapshot_request": req,

@@ -1,14 +1,17 @@
 """Feed test helpers: random order flow (engine commands or gateway messages), book comparisons, a venue.
 
 ``FeedVenue`` runs an engine over the default listing behind a Gateway whose
-``on_events`` is a FeedPublisher's; both use ``venue.clock`` (the test drives
-it). Every socket binds 127.0.0.1 on a port ZeroMQ picks; every wait is
-bounded in count and time.
+``on_events`` goes to a FeedPublisher (and into ``history``, so that
+``restart_publisher`` can start a new publisher on the same endpoints from the
+same engine state); both use ``venue.clock`` (the test drives it). Every
+socket binds 127.0.0.1 on a port ZeroMQ picks; every wait is bounded in count
+and time.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 
 import zmq
@@ -29,7 +32,7 @@ from engine.records import (
     Resume,
 )
 from feeds import protocol as fp
-from feeds.client import FeedClient, LocalBook
+from feeds.client import FeedClient, LocalBook, snapshot_books
 from feeds.publisher import FeedPublisher
 from gateway import protocol as p
 from gateway.config import GatewayConfig
@@ -56,12 +59,13 @@ def local_books(book: LocalBook) -> tuple:
     return bids, asks, book.queue(0), book.queue(1)
 
 
+def snapshot_book(pub: FeedPublisher, symbol: str) -> LocalBook:
+    """The publisher's book of one instrument, as its snapshot service describes it."""
+    return snapshot_books(pub.snapshot(fp.SnapshotRequest(0, [symbol]))[:-1])[symbol]
+
+
 def publisher_books(pub: FeedPublisher, instrument: int) -> tuple:
-    b = pub.books[instrument]
-    l2 = ([(p_, *b.levels[0][p_]) for p_ in reversed(b.levels[0])], [(p_, *b.levels[1][p_]) for p_ in b.levels[1]])
-    l3 = tuple([(oid, price, b.orders[oid][2]) for price in sorted(b.queues[side], reverse=side == 0)
-                for oid in b.queues[side][price].queue] for side in (0, 1))
-    return (*l2, *l3)
+    return local_books(snapshot_book(pub, pub.symbols[instrument]))
 
 
 # ------------------------------------------------------ engine-level flow
@@ -128,18 +132,61 @@ class EngineFlow:
 # ---------------------------------------------------------------- venue
 
 
+def settle(publisher: FeedPublisher, feeds, symbols, timeout: float = 10.0) -> None:
+    """Poll the feeds until each is synced, in the publisher's session, at its seq of every symbol
+    (AssertionError if not)."""
+    deadline = time.monotonic() + timeout
+    rounds = 0
+    while time.monotonic() < deadline:
+        for f in feeds:
+            f.poll(5)
+        if all(f.synced and f.session == publisher.session and all(
+                f.books.get(s) is not None and f.books[s].seq == publisher.seq(s) for s in symbols) for f in feeds):
+            return
+        rounds += 1
+        if rounds % 100 == 0:  # a heartbeat round reveals a lost tail (e.g. published before a SUB was live)
+            publisher.heartbeat(force=True)
+    state = [(f.stats, f.session, {s: getattr(f.books.get(s), "seq", None) for s in symbols}) for f in feeds]
+    raise AssertionError(f"feeds did not converge to session {publisher.session}: {state}")
+
+
+
 class FeedVenue:
     def __init__(self, firms=("ALPHA", "BETA", "GAMMA")):
         self.clock = FakeClock(ANCHOR_NS + 5 * 10**9)
         self.engine = Exchange(load_listing(None).instruments(ANCHOR_NS), len(firms))
-        self.publisher = FeedPublisher(self.engine.instruments, LOOPBACK, LOOPBACK, clock=self.clock).start()
+        self.history: list = []  # every batch of event records the engine produced
+        self._publisher_lock = threading.Lock()  # the gateway's thread calls on_events
+        self.publisher: FeedPublisher | None = FeedPublisher(self.engine.instruments, LOOPBACK, LOOPBACK,
+                                                             clock=self.clock).start()
         self.gateway = Gateway(GatewayConfig.for_tests(firms=list(firms)), self.engine, clock=self.clock,
-                               on_events=self.publisher.on_events).start()
+                               on_events=self.on_events).start()
         self.ctx = zmq.Context()
         self.traders: list[Client] = []
         self.feeds: list[FeedClient] = []
         self.symbols = [SYMBOL, OTHER]
         self.instrument_of = self.gateway.instrument_of
+
+    def on_events(self, records) -> None:
+        with self._publisher_lock:
+            self.history.append(records.copy())
+            if self.publisher is not None:
+                self.publisher.on_events(records)
+
+    def restart_publisher(self, while_down=None) -> None:
+        """Stop the publisher, run ``while_down()`` (the market goes on without a feed), then start a new
+        publisher on the same endpoints, fed the engine's whole event history first (as ``cx serve`` after
+        a journal recovery)."""
+        with self._publisher_lock:
+            old, self.publisher = self.publisher, None
+        old.stop()
+        if while_down is not None:
+            while_down()
+        with self._publisher_lock:
+            new = FeedPublisher(self.engine.instruments, old.endpoint, old.snapshot_endpoint, clock=self.clock).bind()
+            for records in self.history:
+                new.on_events(records)
+            self.publisher = new.start()
 
     def trader(self, firm: str) -> Client:
         c = Client(self.ctx, self.gateway.endpoint)
@@ -155,24 +202,10 @@ class FeedVenue:
         return f
 
     def publisher_seq(self, symbol: str) -> int:
-        return self.publisher.by_symbol[symbol].seq
+        return self.publisher.seq(symbol)
 
     def settle(self, feeds, symbols=None, timeout: float = 10.0) -> None:
-        """Poll the feeds until each is synced at the publisher's seq of every symbol (AssertionError if not)."""
-        symbols = symbols or self.symbols
-        deadline = time.monotonic() + timeout
-        rounds = 0
-        while time.monotonic() < deadline:
-            for f in feeds:
-                f.poll(5)
-            if all(f.synced and all(f.books.get(s) is not None and f.books[s].seq == self.publisher_seq(s)
-                                    for s in symbols) for f in feeds):
-                return
-            rounds += 1
-            if rounds % 100 == 0:  # a heartbeat round reveals a lost tail (e.g. published before a SUB was live)
-                self.publisher.heartbeat(force=True)
-        state = [(f.stats, {s: getattr(f.books.get(s), "seq", None) for s in symbols}) for f in feeds]
-        raise AssertionError(f"feeds did not converge: {state}")
+        settle(self.publisher, feeds, symbols or self.symbols, timeout)
 
     def close(self) -> None:
         for f in self.feeds:
@@ -180,7 +213,8 @@ class FeedVenue:
         for c in self.traders:
             c.close()
         self.gateway.stop()
-        self.publisher.stop()
+        if self.publisher is not None:
+            self.publisher.stop()
         self.ctx.destroy(linger=0)
 
 
@@ -233,10 +267,6 @@ class GatewayFlow:
                 # the gateway answers a trader in order: an unknown-order cancel marks the end of its round
                 t.send(p.Cancel(0))
                 self._learn(i, t.until(lambda m: isinstance(m, p.CancelRejected) and m.order_id == 0, 5.0))
-
-
-def make_feed_venue() -> FeedVenue:
-    return FeedVenue()
 
 
 def replay(messages: list, symbol: str) -> LocalBook:

@@ -48,6 +48,6 @@ def test_cx_feed_without_a_snapshot_fails_after_the_timeout(fv):
 
 
 def test_update_lines_for_trades_and_levels():
-    assert format_update(fp.Trade("S", 1, 1, 1, 7, 0, 2450, 3), "0.001").startswith("TRADE  3 @ 2.450")
-    assert "BID 2.450 -> 0" in format_update(fp.LevelUpdate("S", 1, 1, 1, 0, 2450, 0, 0), "0.001")
-    assert format_update(fp.Heartbeat("S", 1, 1, 1), "0.001") is None
+    assert format_update(fp.Trade("S", 1, 1, 1, 1, 7, 0, 2450, 3), "0.001").startswith("TRADE  3 @ 2.450")
+    assert "BID 2.450 -> 0" in format_update(fp.LevelUpdate("S", 1, 1, 1, 1, 0, 2450, 0, 0), "0.001")
+    assert format_update(fp.Heartbeat("S", 1, 1, 1, 1), "0.001") is None

@@ -1,15 +1,22 @@
 """End to end on loopback: DEALER traders -> Gateway -> engine -> FeedPublisher -> FeedClients.
 
 Every FeedClient's local books (L2 levels and L3 queues) must equal the
-engine's books; time is the test's FakeClock, every wait is bounded.
+engine's books, also across a restart of the publisher; time is the test's
+FakeClock, every wait is bounded.
 """
 
 from __future__ import annotations
 
 import pytest
+import zmq
 
+from engine.exchange import Exchange
+from engine.records import commands_to_records
 from feeds import protocol as fp
-from tests.feeds.conftest import FeedVenue, GatewayFlow, engine_books, local_books
+from feeds.client import FeedClient
+from feeds.publisher import FeedPublisher
+from tests.conftest import make_instruments
+from tests.feeds.conftest import LOOPBACK, EngineFlow, FeedVenue, GatewayFlow, engine_books, local_books, settle
 from tests.gateway.conftest import OTHER, SYMBOL, FakeClock
 
 SECOND = 10**9
@@ -124,3 +131,130 @@ def test_heartbeats_let_a_subscriber_detect_a_dead_feed_and_recover(fv):
     fv.settle([f], [SYMBOL])
     assert not f.dead and f.stats["revived"] == 1
     assert_books_equal_engine(fv, f, [SYMBOL])
+
+
+def test_subscribers_whose_publisher_restarts_resync_from_the_new_session_and_equal_the_engine(fv):
+    feeds = [fv.feed([SYMBOL, OTHER]), fv.feed(None)]
+    fv.settle(feeds)
+    flow = GatewayFlow(fv, seed=17)
+    flow.run(rounds=10)
+    fv.settle(feeds)
+    old = fv.publisher.session
+    fv.restart_publisher(while_down=lambda: flow.run(rounds=5))
+    flow.run(rounds=10)
+    fv.settle(feeds)
+    assert fv.publisher.session > old
+    for f in feeds:
+        assert f.stats["publisher_restarts"] == 1, f.stats
+        assert_books_equal_engine(fv, f)
+    assert len(feeds[1].books) == len(fv.engine.instruments)
+
+
+def trade(engine, pub: FeedPublisher, flow: EngineFlow, batches: int) -> list:
+    """Run batches of random commands through engine and publisher; the event records (copies)."""
+    out = []
+    for _ in range(batches):
+        engine.process_batch(commands_to_records(flow.batch(8)))
+        flow.observe(engine.last_events)
+        pub.on_events(engine.last_events)
+        out.append(engine.last_events.copy())
+    return out
+
+
+def test_a_restarted_publisher_whose_seqs_start_over_below_the_subscriber_is_detected_by_its_session():
+    """A venue restarted without its journal: a fresh engine, a new publisher on the same endpoints, seqs from
+    1 again. Seqs alone would make the subscriber drop every new message as already seen."""
+    clock, ctx = FakeClock(10**9), zmq.Context()
+    engine = Exchange(make_instruments(), 3)
+    pub = FeedPublisher(engine.instruments, LOOPBACK, LOOPBACK, clock=clock).start()
+    client = FeedClient(pub.endpoint, pub.snapshot_endpoint, None, clock=clock, ctx=ctx).connect()
+    symbols = [ins.symbol for ins in engine.instruments]
+    try:
+        trade(engine, pub, EngineFlow(23, [(0, 2000, 1), (1, 2000, 5)]), 60)
+        settle(pub, [client], symbols)
+        seqs_before = [pub.seq(s) for s in symbols]
+        pub.stop()
+        engine = Exchange(make_instruments(), 3)
+        pub = FeedPublisher(engine.instruments, pub.endpoint, pub.snapshot_endpoint, clock=clock).start()
+        trade(engine, pub, EngineFlow(29, [(0, 2000, 1)]), 5)
+        assert pub.seq(symbols[0]) < seqs_before[0]
+        settle(pub, [client], symbols)
+        assert client.stats["publisher_restarts"] == 1
+        for i, s in enumerate(symbols):
+            assert local_books(client.book(s)) == engine_books(engine, i)
+    finally:
+        client.close()
+        pub.stop()
+        ctx.destroy(linger=0)
+
+
+def test_a_new_publisher_with_an_older_session_is_ignored_until_the_feed_is_dead_then_adopted():
+    """The restarted publisher's clock went back: its session looks older than the books', its messages like
+    leftovers of a replaced publisher. They are ignored (and do not keep the feed alive), so the feed is soon
+    dead; a dead feed adopts whichever session speaks next."""
+    clock, feed_clock, ctx = FakeClock(10**9), FakeClock(0), zmq.Context()
+    engine = Exchange(make_instruments(), 3)
+    pub = FeedPublisher(engine.instruments, LOOPBACK, LOOPBACK, clock=clock, session=2000).start()
+    client = FeedClient(pub.endpoint, pub.snapshot_endpoint, None, clock=feed_clock, heartbeat_timeout_s=3.0,
+                        ctx=ctx).connect()
+    symbols = [ins.symbol for ins in engine.instruments]
+    try:
+        flow = EngineFlow(31, [(0, 2000, 1), (2, 2000, 1)])
+        history = trade(engine, pub, flow, 30)
+        settle(pub, [client], symbols)
+        pub.stop()
+        pub = FeedPublisher(engine.instruments, pub.endpoint, pub.snapshot_endpoint, clock=clock, session=1000).bind()
+        for records in history:
+            pub.on_events(records)
+        pub.start()
+        trade(engine, pub, flow, 10)
+        for _ in range(400):
+            if client.stats["stale_session"]:
+                break
+            pub.heartbeat(force=True)
+            client.poll(5)
+        assert client.stats["stale_session"] > 0 and client.session == 2000 and not client.dead
+        feed_clock.now += 4 * SECOND
+        client.poll(5)
+        assert client.dead
+        settle(pub, [client], symbols)
+        assert client.session == 1000 and client.stats["publisher_restarts"] == 0
+        for i, s in enumerate(symbols):
+            assert local_books(client.book(s)) == engine_books(engine, i)
+    finally:
+        client.close()
+        pub.stop()
+        ctx.destroy(linger=0)
+
+
+def test_a_snapshot_request_outstanding_across_a_restart_is_answered_by_the_new_session_and_converges():
+    """The old publisher never answers (it stops); the request is sent again and the new publisher answers it,
+    maybe before any of its feed messages arrive: either way the client ends on the new session's books."""
+    clock, ctx = FakeClock(10**9), zmq.Context()
+    engine = Exchange(make_instruments(), 3)
+    old = FeedPublisher(engine.instruments, LOOPBACK, LOOPBACK, clock=clock).bind()  # no thread: no snapshots
+    client = FeedClient(old.endpoint, old.snapshot_endpoint, None, snapshot_timeout_s=0.2, heartbeat_timeout_s=60,
+                        ctx=ctx).connect()
+    symbols = [ins.symbol for ins in engine.instruments]
+    pub = old
+    try:
+        for _ in range(200):
+            old.heartbeat(force=True)
+            client.poll(10)
+            if client.session is not None:
+                break
+        assert client.session == old.session and not client.synced
+        history = trade(engine, old, EngineFlow(37, [(0, 2000, 1), (1, 2000, 5)]), 20)
+        old.stop()
+        pub = FeedPublisher(engine.instruments, old.endpoint, old.snapshot_endpoint, clock=clock).bind()
+        for records in history:
+            pub.on_events(records)
+        pub.start()
+        settle(pub, [client], symbols)
+        assert client.stats["publisher_restarts"] == 1 and client.stats["snapshot_timeouts"] >= 1
+        for i, s in enumerate(symbols):
+            assert local_books(client.book(s)) == engine_books(engine, i)
+    finally:
+        client.close()
+        pub.stop()
+        ctx.destroy(linger=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 
 import numpy as np
@@ -13,7 +14,8 @@ from engine.codes import InstrumentStatus, Side
 from engine.exchange import Exchange
 from engine.records import AdvanceTime, Modify, NewOrder, commands_to_records
 from feeds import protocol as fp
-from feeds.client import LocalBook
+from feeds.client import LocalBook, snapshot_books
+from feeds.fold import ROW, FrameEncoder
 from feeds.publisher import FeedPublisher
 from tests.conftest import CLOSE_NS, make_instruments
 from tests.feeds.conftest import LOOPBACK, EngineFlow, engine_books, local_books, publisher_books, replay
@@ -48,20 +50,19 @@ class Bench:
 
     def drain(self, timeout: float = 5.0) -> list:
         """Every feed message published so far but heartbeats."""
-        want = {b.symbol: b.seq for b in self.pub.books}
+        want = {s: self.pub.seq(s) for s in self.pub.symbols}
         got, seen = [], {}
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(seen.get(s, 0) < q for s, q in want.items() if q):
+        while time.monotonic() < deadline and any(seen.get(s, 0) < q for s, q in want.items() if q) \
+                or self.sub.poll(0):
             if not self.sub.poll(50):
                 continue
-            m = fp.feed_decoder.decode(self.sub.recv_multipart()[1])
-            if not isinstance(m, fp.Heartbeat):
-                got.append(m)
-                seen[m.symbol] = m.seq
-        while self.sub.poll(0):
-            m = fp.feed_decoder.decode(self.sub.recv_multipart()[1])
-            if not isinstance(m, fp.Heartbeat):
-                got.append(m)
+            topic, frame = self.sub.recv_multipart()
+            for m in fp.feed_frame_decoder.decode(frame):
+                assert topic == fp.topic(m.symbol) and m.session == self.pub.session
+                if not isinstance(m, fp.Heartbeat):
+                    got.append(m)
+                    seen[m.symbol] = m.seq
         return got
 
     def close(self):
@@ -103,7 +104,7 @@ def test_l3_replay_alone_rebuilds_the_engine_books_with_queue_order(bench):
         assert book.l3_depth() == truth[:2]
         full = replay(msgs, ins.symbol)  # every channel: contiguous seqs, L2 too
         assert local_books(full) == truth
-        assert full.seq == bench.pub.books[i].seq
+        assert full.seq == bench.pub.seq(ins.symbol)
     assert any(isinstance(m, fp.InstrumentStatus) and m.status == InstrumentStatus.CLOSED for m in msgs)
 
 
@@ -135,28 +136,44 @@ def test_snapshot_names_each_instrument_with_its_seq_and_lists_queues_in_priorit
         flow.observe(bench.run(flow.batch(8)))
     symbols = [ins.symbol for ins in bench.engine.instruments]
     reply = bench.pub.snapshot(fp.SnapshotRequest(9, [symbols[1], "NOPE"]))
-    assert reply[-1] == fp.SnapshotEnd(9, bench.pub.last_event_seq, bench.pub.last_ts, 1, ["NOPE"])
+    assert reply[-1] == fp.SnapshotEnd(9, bench.pub.session, bench.pub.last_event_seq, bench.pub.last_ts, 1,
+                                       ["NOPE"])
     head = reply[0]
     assert isinstance(head, fp.SnapshotInstrument) and head.symbol == symbols[1]
-    assert head.seq == bench.pub.books[1].seq
-    book = LocalBook(symbols[1], head.seq, head.status)
-    for m in reply[1:-1]:
-        if isinstance(m, fp.SnapshotLevel):
-            book.levels[m.side][m.price] = (m.qty, m.count)
-        else:
-            book._add(m.order_id, m.side, m.price, m.qty)
+    assert head.seq == bench.pub.seq(symbols[1])
+    book = snapshot_books(reply[:-1])[symbols[1]]
     assert local_books(book) == engine_books(bench.engine, 1)
+    bid, ask = bench.engine.best_bid(1), bench.engine.best_ask(1)
+    assert book.top == (*((bid.price, bid.qty, bid.count) if bid else (0, 0, 0)),
+                        *((ask.price, ask.qty, ask.count) if ask else (0, 0, 0)))
     everything = bench.pub.snapshot(fp.SnapshotRequest(1))
     assert everything[-1].instruments == 3
 
 
-def test_messages_round_trip_and_the_json_schema_names_every_message():
-    m = fp.OrderExecuted("S", 3, 9, 10, 4, Side.SELL, 100, 2, 1, 7)
-    assert fp.feed_decoder.decode(fp.encoder.encode(m)) == m
-    assert fp.topic(b"L2", "S") == b"L2|S"
+def test_frames_are_msgspec_encodings_of_the_messages_split_per_instrument_and_the_schema_names_them():
+    symbols = ["S", "H100.US-EAST.FIRM.2026-12-01T14"]
+    rng = random.Random(1)
+    values = [0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**62, -1, -32, -33, -128, -129, -32769,
+              -(2**31) - 1, -(2**62)]
+    rows = np.zeros((300, ROW), np.int64)
+    expected: list[list] = [[], []]
+    for k in range(len(rows)):
+        code, inst = rng.randrange(len(fp.FEED_CLASSES)), rng.randrange(2)
+        values_k = [rng.choice(values) for _ in range(ROW - 2)]
+        rows[k] = [code, inst, *values_k]
+        cls = fp.FEED_CLASSES[code]
+        expected[inst].append(cls(symbols[inst], -5, *values_k[: len(cls.__struct_fields__) - 2]))
+    buf, frames = FrameEncoder(symbols).encode(rows, -5)
+    chunks = [(inst, msgs[i: i + fp.MAX_FRAME_MESSAGES]) for inst, msgs in enumerate(expected)
+              for i in range(0, len(msgs), fp.MAX_FRAME_MESSAGES)]
+    assert [(inst, count) for inst, _, _, count in frames] == [(inst, len(c)) for inst, c in chunks]
+    for (_, start, end, _), (_, chunk) in zip(frames, chunks, strict=True):
+        assert bytes(buf[start:end]) == fp.encoder.encode(chunk)
+    m = fp.OrderExecuted("S", 1, 3, 9, 10, 4, Side.SELL, 100, 2, 1, 7)
+    assert fp.feed_frame_decoder.decode(fp.encoder.encode([m])) == [m]
     schema = fp.json_schema()
     names = set(schema["$defs"])
-    for cls in (*fp.CHANNEL_OF, fp.SnapshotInstrument, fp.SnapshotLevel, fp.SnapshotOrder, fp.SnapshotEnd,
+    for cls in (*fp.FEED_CLASSES, fp.SnapshotInstrument, fp.SnapshotLevel, fp.SnapshotOrder, fp.SnapshotEnd,
                 fp.SnapshotRequest):
         assert cls.__name__ in names
     assert "firm" not in str(schema)
@@ -187,3 +204,19 @@ def test_a_subscriber_that_never_reads_does_not_block_the_publisher():
     finally:
         pub.stop()
         ctx.destroy(linger=0)
+
+
+def test_a_publisher_that_missed_the_start_counts_what_it_cannot_fold_and_keeps_l2_exact(bench):
+    t = 10
+    bench.run([NewOrder(t, 0, 1, 0, Side.BUY, 100, 5), NewOrder(t, 1, 1, 0, Side.BUY, 99, 3)])
+    late = FeedPublisher(bench.engine.instruments, LOOPBACK, LOOPBACK, clock=bench.clock).bind()
+    try:
+        # a Replaced and a maker Fill of an order it never saw: skipped; the BookLevel after the first, and the
+        # one of an order resting behind an order it never saw, disagree with its L3; L2 follows every BookLevel
+        late.on_events(bench.run([Modify(t, 0, 1, 100, 2), NewOrder(t, 2, 1, 0, Side.SELL, 100, 2)]))
+        late.on_events(bench.run([NewOrder(t, 1, 2, 0, Side.BUY, 99, 4)]))
+        assert (late.stats["fold_errors"], late.stats["l3_mismatch"]) == (2, 2)
+        assert publisher_books(late, 0)[:2] == ([(99, 7, 2)], []) == engine_books(bench.engine, 0)[:2]
+        assert late.seq(late.symbols[0]) == late.published > 0
+    finally:
+        late.stop()
