@@ -28,7 +28,12 @@ A segment holds one ``SegmentHeader`` frame, then ``Batch`` and ``Checkpoint``
 frames. A ``Batch`` is a group of ``count`` commands numbered ``first_seq`` ..
 ``first_seq + count - 1``, stored as the raw bytes of their
 ``engine.records.COMMAND_DTYPE`` records (little-endian, 80 bytes each; the
-dtype is spelled out in every segment header and checked on read). A
+dtype is spelled out in every segment header and checked on read), and a
+``note``: bytes the submitter attaches to the batch and the engine never
+reads (the gateway's record of which session sent each command and what it
+told its sessions itself, see ``gateway.sessions.BatchNote``; empty for other
+submitters, and absent in batches written before notes existed). Being in the
+batch's own frame, a note is durable exactly when its batch is. A
 ``Checkpoint`` says: after the command ``seq`` the engine's state hash is
 ``state_hash`` (see ``engine.snapshot.state_hash``) and its last event sequence
 number is ``event_seq``.
@@ -133,11 +138,14 @@ class SegmentHeader(msgspec.Struct, tag="segment", array_like=True, frozen=True)
 
 
 class Batch(msgspec.Struct, tag="batch", array_like=True):
-    """``count`` commands numbered from ``first_seq``: raw COMMAND_DTYPE bytes (a memoryview when read)."""
+    """``count`` commands numbered from ``first_seq``: raw COMMAND_DTYPE bytes (a memoryview when read).
+
+    ``note``: opaque bytes of the submitter, journaled with the batch (the engine ignores them)."""
 
     first_seq: int
     count: int
     records: memoryview  # bytes-like when writing
+    note: memoryview = b""  # bytes-like; b"" when the batch has none
 
     @property
     def last_seq(self) -> int:
@@ -401,21 +409,24 @@ def read_genesis(directory: str | os.PathLike[str]) -> Genesis:
 # ------------------------------------------------------------------- writer
 
 
-def encode_batch(first_seq: int, records: np.ndarray) -> list[bytes | memoryview]:
-    """The frame of a Batch without copying the records: [frame header, msgpack prefix, raw records].
+def encode_batch(first_seq: int, records: np.ndarray, note: bytes = b"") -> list[bytes | memoryview]:
+    """The frame of a Batch without copying the records: [frame header, msgpack prefix, raw records, note].
 
-    The payload is ordinary msgpack of ``Batch(first_seq, count, records)``
-    (the records as one bin32 object), so ``decode`` reads it like any frame;
-    it is just assembled around the caller's buffer. O(bytes) for the crc32.
+    The payload is ordinary msgpack of ``Batch(first_seq, count, records,
+    note)`` (the records as one bin32 object), so ``decode`` reads it like any
+    frame; it is just assembled around the caller's buffer. O(bytes) for the
+    crc32, plus a copy of the note.
     """
     raw = memoryview(records.view(np.uint8))
-    empty = _encoder.encode(Batch(first_seq, len(records), b""))
-    assert empty[-2:] == b"\xc4\x00"  # bin 8 of length 0: replaced by a bin 32 header
-    prefix = empty[:-2] + b"\xc6" + len(raw).to_bytes(4, "big")
-    n = len(prefix) + len(raw)
+    empty = _encoder.encode(Batch(first_seq, len(records), b"", b""))
+    assert empty[-4:] == b"\xc4\x00\xc4\x00"  # two bin 8 of length 0: records, note
+    prefix = empty[:-4] + b"\xc6" + len(raw).to_bytes(4, "big")
+    suffix = _encoder.encode(note)
+    n = len(prefix) + len(raw) + len(suffix)
     if n > MAX_PAYLOAD:
         raise ValueError(f"batch of {len(records)} commands is above the maximum frame size {MAX_PAYLOAD}")
-    return [FRAME_HEADER.pack(MAGIC, n, zlib.crc32(raw, zlib.crc32(prefix))), prefix, raw]
+    crc = zlib.crc32(suffix, zlib.crc32(raw, zlib.crc32(prefix)))
+    return [FRAME_HEADER.pack(MAGIC, n, crc), prefix, raw, suffix]
 
 
 class JournalWriter:
@@ -485,8 +496,8 @@ class JournalWriter:
             self._fd = None
             self._new_segment()
 
-    def append(self, records: np.ndarray) -> int:
-        """Append one batch (COMMAND_DTYPE records); returns its first sequence number.
+    def append(self, records: np.ndarray, note: bytes = b"") -> int:
+        """Append one batch (COMMAND_DTYPE records, and its ``note``); returns its first sequence number.
 
         O(bytes): no copy of the records, one crc32, one writev. Durable only
         after ``commit``/``sync``. An empty batch writes nothing.
@@ -498,19 +509,19 @@ class JournalWriter:
             raise RuntimeError("append while a pipelined append is in flight (call append_wait first)")
         if self.segment_size >= self.config.segment_bytes:
             self._rotate()
-        written = write_all(self._fd, encode_batch(first, np.ascontiguousarray(records)))
+        written = write_all(self._fd, encode_batch(first, np.ascontiguousarray(records), note))
         self.segment_size += written
         self._written += written
         self.next_seq = first + len(records)
         return first
 
-    def append_start(self, records: np.ndarray) -> int:
+    def append_start(self, records: np.ndarray, note: bytes = b"") -> int:
         """``append``, then the batch policy's fdatasync started in the writer thread; the first sequence number.
 
         ``append_wait`` must follow before anything depending on the batch
         being durable happens.
         """
-        first = self.append(records)
+        first = self.append(records, note)
         if self.config.fsync != "batch" or self._written == self._synced:
             return first
         if self._worker is None:
@@ -610,7 +621,8 @@ class JournalReader:
     """Iterates a journal's Batch and Checkpoint frames in order, checking everything. Read-only.
 
     ``JournalReader(dir, after_seq=s)`` starts after command ``s``: whole
-    segments before it are not read; a batch that straddles ``s`` is cut. A
+    segments before it are not read; a batch that straddles ``s`` is cut (and
+    loses its note, which speaks of all its commands). A
     Checkpoint is yielded only after ``s``. After the iteration ends (without
     an exception): ``last_seq`` (0 for an empty journal), ``torn`` (a
     ``TornTail`` or None), ``tail_end`` (where the sound part of the last

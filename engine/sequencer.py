@@ -4,7 +4,9 @@
 ``engine.journal.JournalWriter``. For each batch of command records:
 
 1. the records get the next journal sequence numbers (``first_seq`` ..) and are
-   appended to the journal as one frame (one writev);
+   appended to the journal as one frame (one writev), with the caller's
+   ``note`` (opaque bytes journaled in the same frame, never read by the
+   engine: the gateway's session record, ``gateway.sessions.BatchNote``);
 2. under ``fsync="batch"`` the frame is made durable with one fdatasync for
    the whole batch (group commit): for a small batch before the engine
    processes it, for a batch of at least ``PIPELINE_MIN`` commands in the
@@ -30,6 +32,14 @@ truncate a torn tail (with a warning) and reopen the journal for appending.
 Corruption anywhere raises ``JournalCorruptError`` (file and offset) before
 anything on disk is changed. The result is exactly the state after the last
 complete batch in the journal, which includes every acknowledged batch.
+
+Replaying for a consumer of the notes (``replay_journal(...,
+on_commands=...)``; the gateway rebuilds its sessions so after a restart):
+each engine call of the replay is reported with its command records, its
+events, where each command's events end, and the notes of the journal batches
+that start in it (by position), so the consumer can attribute every event to
+its command and its command to the note's session. Without ``on_commands``
+the notes cost nothing but their bytes.
 
 Checkpoints: a Checkpoint frame (state hash after a command) is written every
 ``checkpoint_every_commands`` commands and/or every ``checkpoint_interval_s``
@@ -162,6 +172,9 @@ def event_seq_of(exchange) -> int:
 # ------------------------------------------------------------------ replay
 
 
+OnCommands = Callable[[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, memoryview]]], None]
+
+
 class Replayer:
     """Feeds journaled records to an exchange in chunks of up to ``chunk`` commands.
 
@@ -169,21 +182,34 @@ class Replayer:
     (see ``engine.snapshot``), so small journal batches are merged into big
     engine calls. ``on_events(records)`` sees each call's events (a view valid
     during the callback); ``digest`` accumulates blake2b over all event bytes.
+    ``on_commands(commands, events, command_ends, notes)`` sees each call's
+    command records, events, ``last_command_ends`` (views valid during the
+    callback) and ``notes``: (position of the first command of a journal
+    batch in ``commands``, its note) for each batch with a note that starts
+    in this call, in order (a batch cut by the chunk end continues at position
+    0 of the next call, without its note).
     """
 
     def __init__(self, exchange, seq: int = 0, chunk: int = CHUNK,
-                 on_events: Callable[[np.ndarray], None] | None = None, digest: bool = False):
+                 on_events: Callable[[np.ndarray], None] | None = None, digest: bool = False,
+                 on_commands: OnCommands | None = None):
         self.exchange = exchange
         self.seq = seq  # last command handed over (buffered or processed)
         self.commands = 0
         self.events = 0
         self.on_events = on_events
+        self.on_commands = on_commands
         self._digest = hashlib.blake2b(digest_size=32) if digest else None
         self._buf = np.empty(chunk, dtype=COMMAND_DTYPE)
         self._n = 0
+        self._notes: list[tuple[int, memoryview]] = []
 
-    def add(self, records: np.ndarray) -> None:
-        """Append records (any COMMAND_DTYPE array, e.g. an unaligned read-only journal view). O(n) copy."""
+    def add(self, records: np.ndarray, note: bytes | memoryview = b"") -> None:
+        """Append records (any COMMAND_DTYPE array, e.g. an unaligned read-only journal view). O(n) copy.
+
+        ``note``: the note of the journal batch that starts with these records (kept for ``on_commands``)."""
+        if note and self.on_commands is not None:
+            self._notes.append((self._n, note))
         buf, size = self._buf, len(self._buf)
         i, m = 0, len(records)
         while i < m:
@@ -199,16 +225,20 @@ class Replayer:
         """Process what is buffered."""
         if not self._n:
             return
-        k = self.exchange.process_batch(self._buf[: self._n])
-        self.commands += self._n
+        n = self._n
+        k = self.exchange.process_batch(self._buf[:n])
+        self.commands += n
         self.events += k
         self._n = 0
-        if self._digest is not None or self.on_events is not None:
+        if self._digest is not None or self.on_events is not None or self.on_commands is not None:
             ev = self.exchange.last_events
             if self._digest is not None:
                 self._digest.update(memoryview(ev).cast("B"))
             if self.on_events is not None:
                 self.on_events(ev)
+            if self.on_commands is not None:
+                notes, self._notes = self._notes, []
+                self.on_commands(self._buf[:n], ev, self.exchange.last_command_ends, notes)
 
     @property
     def event_digest(self) -> str | None:
@@ -237,13 +267,14 @@ class ReplayResult:
 
 def replay_journal(directory: str | Path, *, from_snapshot: bool = False, verify_checkpoints: bool = True,
                    check_snapshots: bool = False, on_events: Callable[[np.ndarray], None] | None = None,
-                   digest: bool = False, chunk: int = CHUNK) -> ReplayResult:
+                   digest: bool = False, chunk: int = CHUNK, on_commands: OnCommands | None = None) -> ReplayResult:
     """Replay a journal through a fresh engine; read-only (a torn tail is reported in ``torn``, not cut).
 
     ``from_snapshot``: start from the newest sound snapshot instead of the
     genesis. ``verify_checkpoints``: compare every Checkpoint met with the
     replayed state hash; ``check_snapshots``: also every snapshot covering a
     command after the start (mismatches are collected in ``mismatches``).
+    ``on_events`` / ``on_commands``: see ``Replayer``.
     Raises ``JournalError`` / ``JournalCorruptError``.
     """
     t0 = time.perf_counter()
@@ -267,7 +298,7 @@ def replay_journal(directory: str | Path, *, from_snapshot: bool = False, verify
                     stops[seq] = (path, f"unreadable ({exc})")
     stop_seqs = sorted(stops)
     reader = JournalReader(d, after_seq=start)
-    rp = Replayer(exchange, start, chunk, on_events, digest)
+    rp = Replayer(exchange, start, chunk, on_events, digest, on_commands)
     result = ReplayResult(exchange, genesis, start, start, snap.path if snap else None)
 
     def check(seq: int, expected: str, what: str) -> None:
@@ -280,15 +311,16 @@ def replay_journal(directory: str | Path, *, from_snapshot: bool = False, verify
         if isinstance(item, Batch):
             recs = records_of(item)
             pos = item.first_seq
+            note = item.note  # goes with the batch's first command
             while stop_seqs and stop_seqs[0] <= item.last_seq:
                 s = stop_seqs.pop(0)
                 if s >= pos:
-                    rp.add(recs[pos - item.first_seq : s - item.first_seq + 1])
-                    pos = s + 1
+                    rp.add(recs[pos - item.first_seq : s - item.first_seq + 1], note)
+                    pos, note = s + 1, b""
                 path, expected = stops[s]
                 check(s, expected, f"snapshot {path.name}")
                 result.snapshots_checked += 1
-            rp.add(recs[pos - item.first_seq :])
+            rp.add(recs[pos - item.first_seq :], note)
         elif isinstance(item, Checkpoint) and verify_checkpoints:
             check(item.seq, item.state_hash, "checkpoint")
             result.checkpoints_checked += 1
@@ -425,10 +457,11 @@ class JournaledExchange:
     def last_seq(self) -> int:
         return self.journal.next_seq - 1
 
-    def process_batch(self, records: np.ndarray) -> int:
+    def process_batch(self, records: np.ndarray, note: bytes = b"") -> int:
         """Journal (and commit per policy), then process; the number of events, in ``last_events``.
 
-        The batch's commands get ``next_seq`` .. ``next_seq + len - 1``. A
+        ``note``: opaque bytes journaled in the batch's frame (see the module
+        docstring). The batch's commands get ``next_seq`` .. ``next_seq + len - 1``. A
         batch the sequencer refuses (wrong dtype, unknown kind) is neither
         journaled nor processed. If the engine fails on a journaled batch, this
         object refuses all further work (recover from the journal instead).
@@ -442,7 +475,7 @@ class JournaledExchange:
         if n == 0:
             return self.exchange.process_batch(records)
         if n < PIPELINE_MIN:
-            self.journal.append(records)
+            self.journal.append(records, note)
             self.journal.commit()
             try:
                 k = self.exchange.process_batch(records)
@@ -450,7 +483,7 @@ class JournaledExchange:
                 self._failed = exc
                 raise
         else:  # fdatasync in the journal thread while the engine matches; nothing leaves before it is done
-            self.journal.append_start(records)
+            self.journal.append_start(records, note)
             try:
                 k = self.exchange.process_batch(records)
             except BaseException as exc:

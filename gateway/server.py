@@ -27,6 +27,19 @@ a sequenced ``Rejected`` with a reason code.
 Time comes from the injected ``clock`` (ns), stamped on every command; tests
 drive it. Without order flow, an ``AdvanceTime`` goes to the engine every
 ``time_advance_ms`` so expiries and gate closures still happen.
+
+Behind a journal (``engine.sequencer.JournaledExchange``) every batch carries
+a ``gateway.sessions.BatchNote``: the session of each command and the
+sequenced messages the gateway made itself since the previous batch. A pass
+that made such a message ends with a batch (an ``AdvanceTime`` when there is
+no command), so no sequenced message leaves before it is in the journal
+(replies leave at the end of the pass, after the batch's fsync). After a
+restart, ``replay_commands`` (the ``on_commands`` of a replay of the whole
+journal, before ``start``) rebuilds every session's store, the orders and
+their owners, the open quantities and the kill switches: a client resumes
+with ``Logon(next_seq)`` as if the venue had never stopped. Its cost is the
+routing of every event of the journal once (the venue's feeds replay it
+anyway). Without a journal the sessions live in memory only.
 """
 
 from __future__ import annotations
@@ -40,12 +53,13 @@ import msgspec
 import numpy as np
 import zmq
 
-from engine.codes import REJECT_TEXT, CancelReason, CommandKind, EventKind, RejectReason
+from engine.codes import REJECT_TEXT, CancelReason, CommandKind, EventKind, InstrumentStatus, RejectReason
 from engine.records import COMMAND_DTYPE, EVENT_DTYPE
+from engine.sequencer import JournaledExchange
 from gateway import protocol as p
-from gateway.admin_protocol import AdminReply, AdminRequest, admin_encoder, request_decoder
+from gateway.admin_protocol import AdminReply, AdminRequest, VenueStatus, admin_encoder, request_decoder
 from gateway.config import GatewayConfig
-from gateway.sessions import NS_PER_MS, Session, SessionTable
+from gateway.sessions import NS_PER_MS, BatchNote, Session, SessionTable, decode_note, encode_note
 
 log = logging.getLogger("cx.gateway")
 
@@ -58,7 +72,7 @@ HARD_FRAME_LIMIT = 1 << 20  # ZeroMQ drops a connection that sends more than thi
 # plain ints: pyzmq's flag enums cost more than the send itself on this path
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
-RECOVERED_SESSION = "recovered"  # owner of orders found resting in the engine at start (after a recovery)
+RECOVERED_SESSION = "recovered"  # owner of replayed orders whose batch names no session (journaled without a note)
 OUTBOX_FRAME = 1024  # messages per frame at most
 
 
@@ -101,6 +115,10 @@ class Gateway:
         self._outbox: dict[bytes, list[bytes]] = {}  # routing id -> encoded messages of this pass
         self._rows: list[tuple] = []  # the batch being built
         self._origins: list[Session | None] = []  # who sent each row (None: the gateway itself)
+        self._journaled = isinstance(engine, JournaledExchange)
+        self._told: list[tuple[Session, bytes]] = []  # journaled only: the gateway's own messages since the last batch
+        self._suspension_changed = False  # journaled only: the next batch's note carries ``suspended``
+        self._carried: list[Session | None] = []  # replay: origins of a batch's commands beyond the last engine call
         self._pending: Counter[tuple[int, int]] = Counter()  # quantity admitted into the batch
         self._last_engine_ns = 0
         self._last_timers_ns = 0
@@ -114,23 +132,6 @@ class Gateway:
         self._stop = threading.Event()
         self.error: BaseException | None = None  # what ended the loop, if it failed
         self.endpoint = self.admin_endpoint = ""
-        self._adopt_resting_orders()
-
-    def _adopt_resting_orders(self) -> None:
-        """Own the orders already resting in the engine (after a recovery from the journal).
-
-        Their sessions did not survive the restart, so each firm's recovered orders
-        belong to its session ``RECOVERED_SESSION``: a client that logs on to it
-        receives their reports. O(resting orders)."""
-        for inst in range(len(self.symbols)):
-            for side in (0, 1):
-                for o in self.engine.book_orders(inst, side):
-                    if not 0 <= o.firm < len(self.config.firms):
-                        continue
-                    owner = self._session(o.firm, RECOVERED_SESSION)
-                    self.orders[o.order_id] = _Order(owner, inst, o.leaves)
-                    owner.live_orders.add(o.order_id)
-                    self.open_qty[(o.firm, inst)] += o.leaves
 
     def _session(self, fid: int, name: str) -> Session:
         firm = self.config.firms[fid]
@@ -262,9 +263,21 @@ class Gateway:
         except zmq.ZMQError:  # peer gone or its queue full: the store keeps sequenced messages for resend
             self.stats["send_dropped"] += 1
 
-    def _deliver(self, s: Session, msg) -> None:
+    def _deliver(self, s: Session, msg) -> bytes:
         """Store a sequenced message (built with seq = s.next_seq); it leaves at the end of the pass."""
         payload = self._encode(msg)
+        self._store(s, payload)
+        return payload
+
+    def _tell(self, s: Session, msg) -> None:
+        """``_deliver`` a message of the gateway's own making (no engine event behind it).
+
+        Journaled in the note of the next batch, which the pass flushes before anything leaves."""
+        payload = self._deliver(s, msg)
+        if self._journaled:
+            self._told.append((s, payload))
+
+    def _store(self, s: Session, payload: bytes) -> None:
         s.store.append(payload)
         if s.routing_id is not None:
             self._queue(s.routing_id, payload)
@@ -323,7 +336,7 @@ class Gateway:
                 self._add(None, _row(CommandKind.CANCEL, reason=CancelReason.DISCONNECT, firm=s.firm_id, ts=now,
                                      order_id=oid))
             self._flush(now, force=True)
-        self._deliver(s, p.SystemEvent(s.next_seq, now, code, text))
+        self._tell(s, p.SystemEvent(s.next_seq, now, code, text))
         self.sessions.unbind(s)
 
     def _timers(self, now: int) -> None:
@@ -350,7 +363,7 @@ class Gateway:
 
     def _reject(self, s: Session, clid: int, symbol: str, reason: RejectReason, now: int) -> None:
         self.stats["gateway_rejects"] += 1
-        self._deliver(s, p.Rejected(s.next_seq, now, clid, symbol, reason, REJECT_TEXT[reason]))
+        self._tell(s, p.Rejected(s.next_seq, now, clid, symbol, reason, REJECT_TEXT[reason]))
 
     def _risk_reason(self, s: Session, inst: int, added_open: int, qty: int, now: int) -> int:
         """0, or why an order message that adds ``added_open`` open GPUs must be refused."""
@@ -385,7 +398,7 @@ class Gateway:
             reason = self._risk_reason(s, order.instrument, max(m.qty - order.leaves, 0), m.qty, now)
             if reason:
                 self.stats["gateway_rejects"] += 1
-                return self._deliver(s, p.CancelRejected(s.next_seq, now, m.order_id, reason, REJECT_TEXT[reason]))
+                return self._tell(s, p.CancelRejected(s.next_seq, now, m.order_id, reason, REJECT_TEXT[reason]))
         self._add(s, _row(CommandKind.MODIFY, firm=s.firm_id, ts=now, order_id=m.order_id, price=m.price,
                           qty=m.qty))
 
@@ -419,35 +432,91 @@ class Gateway:
     # ------------------------------------------------ engine and its events
 
     def _flush(self, now: int, force: bool = False) -> None:
-        """Run the pending batch through the engine (or advance its time) and route the events."""
+        """Run the pending batch through the engine (or advance its time) and route the events.
+
+        Also when a message the gateway made itself waits for its batch (journaled only)."""
         if not self._rows:
-            if not force and now - self._last_engine_ns < self.config.time_advance_ms * NS_PER_MS:
+            if not (force or self._told or self._suspension_changed) and \
+                    now - self._last_engine_ns < self.config.time_advance_ms * NS_PER_MS:
                 return
             self._add(None, _row(CommandKind.ADVANCE_TIME, ts=now))
         rows, origins = self._rows, self._origins
         self._rows, self._origins = [], []
         self._pending.clear()
         self._last_engine_ns = now
-        self.engine.process_batch(np.array(rows, dtype=COMMAND_DTYPE))
-        records = self.engine.last_events
+        records = np.array(rows, dtype=COMMAND_DTYPE)
+        if self._journaled:
+            self.engine.process_batch(records, self._note(origins))
+        else:
+            self.engine.process_batch(records)
+        events = self.engine.last_events
         if self.on_events is not None:
-            self.on_events(records)
-        events = records.tolist()
-        start = 0
-        for i, end in enumerate(self.engine.last_command_ends.tolist()):
-            for ev in events[start:end]:
-                self._route(ev, origins[i], rows[i])
-            start = end
+            self.on_events(events)
+        self._route_commands(events.tolist(), self.engine.last_command_ends.tolist(), [r[_ROW_KIND] for r in rows],
+                             origins, 0, len(rows))
         self.stats["commands"] += len(rows)
 
-    def _route(self, ev: tuple, origin: Session | None, row: tuple) -> None:
+    def _note(self, origins: list[Session | None]) -> bytes:
+        """The encoded ``BatchNote`` of the batch being flushed (b"" when it has nothing to say). O(commands)."""
+        told, changed = self._told, self._suspension_changed
+        if not told and not changed and all(o is None for o in origins):
+            return b""
+        self._told, self._suspension_changed = [], False
+        index: dict[Session, int] = {}
+        ids = [-1 if o is None else index.setdefault(o, len(index)) for o in origins]
+        told_ids = [(index.setdefault(s, len(index)), payload) for s, payload in told]
+        return encode_note(BatchNote([(s.firm_id, s.name) for s in index], ids, told_ids,
+                                     sorted(self.suspended) if changed else None))
+
+    def replay_commands(self, commands: np.ndarray, events: np.ndarray, command_ends: np.ndarray,
+                        notes: list[tuple[int, memoryview]]) -> None:
+        """Rebuild the sessions from one engine call of a replay of the whole journal (before ``start``).
+
+        Pass as ``on_commands`` to ``engine.sequencer.replay_journal``: the
+        notes' messages are stored where they were stored live, and every
+        event is routed as ``_flush`` routed it, so each session's store, the
+        orders, their owners, the open quantities and the kill switches are
+        what they were after the last journaled batch. O(commands + events).
+        """
+        n = len(commands)
+        kinds, evs, ends = commands["kind"].tolist(), events.tolist(), command_ends.tolist()
+        origins, self._carried = self._carried[:n], self._carried[n:]
+        origins += [None] * (n - len(origins))
+        start = 0
+        for pos, raw in notes:
+            note = decode_note(raw)
+            sessions = [self._session(fid, name) for fid, name in note.sessions]
+            mine = [sessions[k] if k >= 0 else None for k in note.origins]
+            origins[pos : pos + len(mine)] = mine[: n - pos]
+            self._carried = mine[n - pos :]
+            self._route_commands(evs, ends, kinds, origins, start, pos)
+            for k, payload in note.told:
+                self._store(sessions[k], payload)
+            if note.suspended is not None:
+                self.suspended = set(note.suspended)
+            start = pos
+        self._route_commands(evs, ends, kinds, origins, start, n)
+
+    def _route_commands(self, events: list[tuple], ends: list[int], kinds: list[int], origins: list[Session | None],
+                        lo: int, hi: int) -> None:
+        """Route the events of commands lo .. hi - 1 of an engine call (command i's events end at ``ends[i]``)."""
+        start = ends[lo - 1] if lo else 0
+        for i in range(lo, hi):
+            end = ends[i]
+            for ev in events[start:end]:
+                self._route(ev, origins[i], kinds[i])
+            start = end
+
+    def _route(self, ev: tuple, origin: Session | None, command_kind: int) -> None:
         kind = ev[_KIND]
         if kind == EventKind.ACCEPTED:
             oid, inst, side = ev[_OID], ev[_INST], ev[_SIDE]
+            if origin is None:  # replayed from a batch journaled without a note
+                origin = self._session(ev[_FIRM], RECOVERED_SESSION)
             self.orders[oid] = _Order(origin, inst, ev[_QTY])
             origin.live_orders.add(oid)
             self.open_qty[(origin.firm_id, inst)] += ev[_QTY]
-            if row[_ROW_KIND] == CommandKind.MASS_QUOTE:
+            if command_kind == CommandKind.MASS_QUOTE:
                 self.quote_orders[(origin.firm_id, inst, side)] = oid
             self._deliver(origin, p.Accepted(origin.next_seq, ev[_TS], ev[_CLID], oid, self.symbols[inst], side,
                                              ev[_PRICE], ev[_QTY]))
@@ -529,13 +598,14 @@ class Gateway:
             if req.action == "kill":
                 self.suspended.add(fid)
                 self._add(None, _row(CommandKind.MASS_CANCEL, reason=CancelReason.ADMIN, firm=fid, ts=now))
-                self._flush(now, force=True)
             else:
                 self.suspended.discard(fid)
+            self._suspension_changed = self._journaled
+            self._flush(now, force=True)  # journaled before the operator is answered
             code = "SUSPENDED" if req.action == "kill" else "RELEASED"
             for s in self.sessions.by_key.values():
                 if s.firm_id == fid:
-                    self._deliver(s, p.SystemEvent(s.next_seq, now, code, f"firm {req.firm} {code.lower()}"))
+                    self._tell(s, p.SystemEvent(s.next_seq, now, code, f"firm {req.firm} {code.lower()}"))
             return AdminReply(True, f"firm {req.firm} {code.lower()}")
         if req.action in ("halt", "resume"):
             inst = self.instrument_of.get(req.symbol)
@@ -544,7 +614,19 @@ class Gateway:
             kind = CommandKind.HALT if req.action == "halt" else CommandKind.RESUME
             self._add(None, _row(kind, instrument=inst, ts=now))
             self._flush(now, force=True)
-            return AdminReply(True, f"{req.symbol} {req.action}d")
-        return AdminReply(True, f"sessions {len(self.sessions.by_key)} connected {len(self.sessions.by_routing_id)} "
-                                f"live orders {len(self.orders)} suspended {sorted(self.suspended)} "
-                                f"stats {dict(self.stats)}")
+            status = InstrumentStatus(self.engine.status(inst))
+            done = "halted" if req.action == "halt" else "resumed"
+            if status != (InstrumentStatus.HALTED if req.action == "halt" else InstrumentStatus.OPEN):
+                return AdminReply(False, f"{req.symbol} is {status.name}: only an open or halted instrument can be "
+                                         f"{done}")
+            return AdminReply(True, f"{req.symbol} {done}")
+        statuses = [InstrumentStatus(self.engine.status(i)) for i in range(len(self.symbols))]
+        status = VenueStatus(
+            clock_ns=now, instruments=dict(Counter(st.name for st in statuses)),
+            halted=[s for s, st in zip(self.symbols, statuses, strict=True) if st == InstrumentStatus.HALTED],
+            firms=[f.name for f in self.config.firms],
+            suspended=[self.config.firms[f].name for f in sorted(self.suspended)],
+            sessions=len(self.sessions.by_key), connected=len(self.sessions.by_routing_id),
+            live_orders=len(self.orders), stats=dict(self.stats), journal_seq=getattr(self.engine, "last_seq", -1))
+        return AdminReply(True, f"sessions {status.sessions} connected {status.connected} live orders "
+                                f"{status.live_orders} suspended {sorted(self.suspended)} stats {status.stats}", status)

@@ -11,11 +11,46 @@ every stored message from seq k. Each session keeps:
 * a token bucket that limits its order messages per second (cancels are never
   throttled: they only reduce risk);
 * the ids of its live orders, for cancel on disconnect.
+
+Durability (a venue with a journal): every sequenced message is a
+deterministic function of the journal, so a restart rebuilds every store
+exactly (same seqs, same bytes) and a client resumes across it as across a
+reconnect. A message made from an engine event goes to the session that sent
+the command behind it, or that owns the order; a ``BatchNote`` journaled with
+each batch names those sessions and carries, verbatim, the few messages the
+gateway makes itself (risk rejects, session ends, kill switch notices), which
+come before the batch's own reports. The gateway sends no sequenced message
+before the batch that carries or causes it is in the journal (on disk under
+the default ``fsync="batch"``; ``gateway.server``). Cost: the note is O(commands) bytes (one small int per
+command) plus the messages told; rebuilding costs one pass of the routing
+over the journal's events.
 """
 
 from __future__ import annotations
 
+import msgspec
+
 NS_PER_MS = 1_000_000
+
+
+class BatchNote(msgspec.Struct, array_like=True, frozen=True):
+    """What the gateway journals with a batch of commands (``engine.journal.Batch.note``).
+
+    ``sessions``: (firm id, session name) of the sessions named below, by position.
+    ``origins``: per command of the batch, the position of the session that sent it; -1: the gateway's own.
+    ``told``: (position, encoded message) of each sequenced message the gateway made itself since the
+    previous batch, in the order they were stored; they precede the batch's own reports.
+    ``suspended``: the firms under the kill switch from this batch on, when that changed (else None).
+    """
+
+    sessions: list[tuple[int, str]]
+    origins: list[int]
+    told: list[tuple[int, bytes]]
+    suspended: list[int] | None = None
+
+
+encode_note = msgspec.msgpack.Encoder().encode
+decode_note = msgspec.msgpack.Decoder(BatchNote).decode
 
 
 class Session:

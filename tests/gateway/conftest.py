@@ -4,6 +4,8 @@
 UTC) behind a Gateway whose clock is ``venue.clock`` (set ``venue.clock.now``
 to move time; the gateway loop notices within ~20 ms). ``venue.client(firm,
 session)`` connects a DEALER and logs on in plain text. Every wait is bounded.
+``Venue(config, engine, clock, rebuild)`` puts another engine (a journaled
+one) behind the gateway; ``rebuild(gateway)`` runs before the gateway starts.
 """
 
 from __future__ import annotations
@@ -91,11 +93,18 @@ class Client:
         self.sock.close(linger=0)
 
 
+def listing_instruments() -> list:
+    return load_listing(None).instruments(ANCHOR_NS)
+
+
 class Venue:
-    def __init__(self, config: GatewayConfig):
-        self.clock = FakeClock(ANCHOR_NS + 5 * 10**9)
-        self.engine = Exchange(load_listing(None).instruments(ANCHOR_NS), len(config.firms))
-        self.gateway = Gateway(config, self.engine, clock=self.clock).start()
+    def __init__(self, config: GatewayConfig, engine=None, clock: FakeClock | None = None, rebuild=None):
+        self.clock = clock or FakeClock(ANCHOR_NS + 5 * 10**9)
+        self.engine = engine if engine is not None else Exchange(listing_instruments(), len(config.firms))
+        self.gateway = Gateway(config, self.engine, clock=self.clock)
+        if rebuild is not None:
+            rebuild(self.gateway)
+        self.gateway.start()
         self.ctx = zmq.Context()
         self.clients: list[Client] = []
 

@@ -18,6 +18,7 @@ import zmq.auth
 from engine.codes import CancelReason, Liquidity, RejectReason, Side, TimeInForce
 from engine.exchange import Exchange
 from engine.listing import load_listing
+from engine.sequencer import JournaledExchange, replay_journal
 from gateway import protocol as p
 from gateway.client import (
     AsyncOrderEntryClient,
@@ -191,17 +192,62 @@ def test_a_stopped_gateway_is_detected_as_silent(gateways, clients):
     assert time.monotonic() - t0 < 2.0 and not c.logged_on
 
 
-def test_a_restarted_gateway_without_the_session_history_is_refused_on_reconnect(gateways, clients):
-    gw = gateways()
-    c = clients()
-    c.connect(gw.endpoint, "s", firm="ALPHA")
-    c.new_order(SYMBOL, Side.BUY, 5, 1900)
-    until(c, p.Accepted)
-    endpoint = gw.endpoint
+def start_journaled_gateway(directory, clock: RealRateClock, order_entry: str = "tcp://127.0.0.1:*") -> Gateway:
+    """A gateway over the journal in ``directory``; after a restart it first rebuilds its sessions from it."""
+    cfg = msgspec.structs.replace(GatewayConfig.for_tests(firms=["ALPHA", "BETA"]), order_entry=order_entry)
+    engine = JournaledExchange.open(directory, load_listing(None).instruments(ANCHOR_NS), len(cfg.firms))
+    gw = Gateway(cfg, engine, clock=clock)
+    if engine.recovery is not None:
+        replay_journal(directory, verify_checkpoints=False, on_commands=gw.replay_commands)
+    return gw.start()
+
+
+def crash(gw: Gateway) -> None:
+    """What a kill leaves: the loop gone, the journal as written (no final checkpoint or snapshot)."""
     gw.stop()
-    gateways(order_entry=endpoint)  # same address, no sessions
-    with pytest.raises(LogonError, match="behind"):
-        c.reconnect()
+    gw.engine.journal.close()
+
+
+def test_a_client_resumes_across_a_restart_of_a_journaled_venue(clients, tmp_path):
+    d = tmp_path / "journal"
+    gw = start_journaled_gateway(d, RealRateClock())
+    endpoint = gw.endpoint
+    a, b = clients(), clients()
+    try:
+        a.connect(endpoint, "main", firm="ALPHA", cancel_on_disconnect=False)
+        b.connect(endpoint, "b", firm="BETA", cancel_on_disconnect=False)
+        a.new_order(SYMBOL, Side.SELL, 10, 2000)
+        seen = until(a, p.Accepted)
+        oid = seen[-1].order_id
+        a.close()  # gone without a Logout
+        b.new_order(SYMBOL, Side.BUY, 2, 2000, tif=TimeInForce.IOC)  # fills while ALPHA is away
+        until(b, p.Executed)
+        # the crash window: the next batch is journaled, then the venue dies before any reply leaves
+        gw._send_outbox = gw._outbox.clear
+        b.new_order(SYMBOL, Side.BUY, 3, 2000, tif=TimeInForce.IOC)
+        deadline = time.monotonic() + 3
+        while gw.orders[oid].leaves != 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert gw.orders[oid].leaves == 5 and quiet(b) == []
+    finally:
+        crash(gw)
+    gw = start_journaled_gateway(d, RealRateClock(ANCHOR_NS + 60 * 10**9), order_entry=endpoint)
+    try:
+        assert b.reconnect().next_seq == 5  # its IOC of the crash window: Accepted, Executed
+        assert [(type(m), m.seq) for m in quiet(b)] == [(p.Accepted, 3), (p.Executed, 4)]
+        assert a.reconnect().next_seq == 4
+        missed = quiet(a)
+        assert [(type(m), m.seq, m.leaves) for m in missed] == [(p.Executed, 2, 8), (p.Executed, 3, 5)]
+        assert all(a.is_resend(m) for m in missed) and a.orders[oid].leaves == 5
+        seen += missed
+        b.new_order(SYMBOL, Side.BUY, 1, 2000, tif=TimeInForce.IOC)
+        seen += until(a, p.Executed)
+        assert [m.seq for m in seen] == [1, 2, 3, 4] and a.duplicates == a.gaps == b.duplicates == b.gaps == 0
+        fresh = clients()  # takes the session over from seq 1: the same history, the same orders
+        fresh.connect(endpoint, "main", firm="ALPHA", cancel_on_disconnect=False)
+        assert quiet(fresh) == seen and fresh.orders == a.orders
+    finally:
+        crash(gw)
 
 
 def test_async_client_round_trip_heartbeats_and_logout(gateways):

@@ -2,9 +2,14 @@
 
 ``cx serve --config FILE --journal DIR`` runs as a separate process on fixed
 free loopback ports (plain text, firms A and B). Each trial starts it (it
-recovers from DIR), connects one DEALER client per firm, checks that the
-venue answers (a crossing IOC per firm must reach a final report), then
-streams resting GTC limits, crossing IOCs and cancels of the trial's own
+recovers from DIR), connects one DEALER client per firm, which logs on to
+its firm's session "main" with ``next_seq`` = the seq after the last message
+it ever received, so the venue first resends everything the client missed:
+reports of batches journaled just before the last kill whose replies never
+left, included. Every sequenced message must arrive with exactly the next
+seq of the session (no gap, no duplicate, across all kills). The trial checks
+that the venue answers (a crossing IOC per firm must reach a final report),
+then streams resting GTC limits, crossing IOCs and cancels of the trial's own
 accepted orders and records every Accepted, Executed and Cancelled the
 clients receive, until a random moment when the process gets SIGKILL; what
 was already in the clients' queues is drained and counts as received.
@@ -12,17 +17,23 @@ was already in the clients' queues is drained and counts as received.
 Each trial trades two instruments of its own, so the orders left resting by
 earlier trials must survive every later kill and restart untouched. The
 second test trades against orders resting from before a kill: the gateway
-adopts the recovered orders (session "recovered" of their firm), so they can
-be hit and cancelled and the venue keeps answering.
+rebuilt their sessions from the journal, so they can be hit and cancelled,
+their owner resumes its session and receives those reports, and the venue
+keeps answering.
 
 After the trials the venue is started once more (recovering from the last
-kill), checked to answer, and stopped with SIGINT (final checkpoint and
-snapshot of the live state). Then, from a fresh replay of the whole journal:
+kill), the clients resume and it is checked to answer; a new connection that
+logs on to each session from seq 1 must get exactly the messages its client
+received over all the trials. Then the venue is stopped with SIGINT (final
+checkpoint and snapshot of the live state). Then, from a fresh replay of the
+whole journal:
 
 1. every order a client got Accepted for was accepted in the replay with the
    same order id, firm and client order id, and is either resting in the
    replayed books or filled/cancelled in the replayed events (exactly one);
-   every Executed / Cancelled a client got is in the replayed events;
+   the clients got an Accepted for every order accepted in the replay, and
+   exactly the fills and cancels of the replay (nothing was lost in a crash
+   window: the resends delivered it);
 2. no order appears that no client sent: every client order id in the
    journal's new orders and in the replayed Accepted / Rejected events is one
    a client sent, and every resting order was accepted in the replay;
@@ -150,6 +161,8 @@ class Ledger:
         self.live: dict[str, set[int]] = {f: set() for f in FIRMS}  # believed live: cancel candidates
         self.final: set[tuple[str, int]] = set()  # (firm, clid) with a final report (IOC checks)
         self.other: list = []  # Rejected, CancelRejected, ProtocolError, SystemEvent ...
+        self.history: dict[tuple[str, str], list] = {}  # (firm, session) -> every sequenced message, by seq
+        self.resent = 0  # messages first received in a resend after a restart (their replies died with a venue)
 
     def clid(self, firm: str) -> int:
         c = self.next_clid[firm]
@@ -178,18 +191,36 @@ class Ledger:
             self.other.append(msg)
 
 
+def log_on(ctx: zmq.Context, endpoint: str, firm: str, session: str, next_seq: int) -> tuple[zmq.Socket, int]:
+    """A DEALER logged on to the session from ``next_seq``; and the seq the venue's next new message gets."""
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    sock.send(p.client_encoder.encode(p.Logon(session, next_seq=next_seq, firm=firm, cancel_on_disconnect=False)))
+    assert sock.poll(10_000), f"no answer to the logon of {firm}"
+    reply = p.decode_server_frame(sock.recv())
+    assert isinstance(reply[0], p.LogonAccepted), reply
+    return sock, reply[0].next_seq
+
+
 class Trader:
-    """A plain-text DEALER session of one firm."""
+    """A plain-text DEALER client of one firm's session: it resumes where its history ends.
+
+    Logs on with ``next_seq`` after the last message the session ever
+    delivered to it and waits until the venue's resend has caught up; every
+    sequenced message must carry the next seq of the session."""
 
     def __init__(self, ctx: zmq.Context, endpoint: str, firm: str, session: str, ledger: Ledger):
         self.firm, self.ledger = firm, ledger
-        self.sock = ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
-        self.sock.send(p.client_encoder.encode(p.Logon(session, firm=firm)))
-        assert self.sock.poll(10_000), f"no answer to the logon of {firm}"
-        reply = p.decode_server_frame(self.sock.recv())
-        assert isinstance(reply[0], p.LogonAccepted), reply
+        self.history = ledger.history.setdefault((firm, session), [])
+        self.sock, venue_next = log_on(ctx, endpoint, firm, session, len(self.history) + 1)
+        assert venue_next >= len(self.history) + 1, f"{firm}/{session}: the venue lost messages {venue_next}.."
+        deadline = time.monotonic() + 10
+        before = len(self.history)
+        while len(self.history) < venue_next - 1 and time.monotonic() < deadline:
+            self.pump(10)
+        assert len(self.history) == venue_next - 1, f"{firm}/{session}: resend stopped at {len(self.history)}"
+        ledger.resent += venue_next - 1 - before
 
     def send(self, msg) -> None:
         self.sock.send(p.client_encoder.encode(msg))
@@ -199,6 +230,10 @@ class Trader:
         n = 0
         while n < 10_000 and self.sock.poll(timeout_ms if n == 0 else 0):
             for msg in p.decode_server_frame(self.sock.recv()):
+                seq = getattr(msg, "seq", None)
+                if seq is not None:
+                    assert seq == len(self.history) + 1, f"{self.firm}: seq {seq} after {len(self.history)}"
+                    self.history.append(msg)
                 self.ledger.record(self.firm, msg)
             n += 1
         return n
@@ -274,10 +309,25 @@ def warm_up_compiled_core() -> None:
     ex.process_batch(np.concatenate([random_records(random.Random(k), 50) for k in range(3)]))
 
 
-def run_trial(server: Server, ctx: zmq.Context, endpoint: str, trial: int, flow: Flow, ledger: Ledger,
+def session_history(ctx: zmq.Context, endpoint: str, firm: str, session: str, limit_s: float = 10.0) -> list:
+    """Every message of the session from seq 1, as a new connection that takes the session over gets them."""
+    sock, venue_next = log_on(ctx, endpoint, firm, session, 1)
+    got: list = []
+    deadline = time.monotonic() + limit_s
+    try:
+        while len(got) < venue_next - 1 and time.monotonic() < deadline:
+            if sock.poll(50):
+                got.extend(m for m in p.decode_server_frame(sock.recv()) if hasattr(m, "seq"))
+    finally:
+        sock.close(linger=0)
+    return got
+
+
+def run_trial(server: Server, ctx: zmq.Context, endpoint: str, instruments: list, flow: Flow, ledger: Ledger,
               kill_after: float) -> int:
-    """Stream orders for kill_after seconds, then SIGKILL; the number of messages sent."""
-    traders = [Trader(ctx, endpoint, f, f"t{trial}", ledger) for f in FIRMS]
+    """Resume the sessions, stream orders for kill_after seconds, then SIGKILL; the number of messages sent."""
+    traders = [Trader(ctx, endpoint, f, "main", ledger) for f in FIRMS]
+    flow.use(instruments)  # after the resend: the orders of earlier trials are no cancel candidates
     try:
         check_answers(traders, flow, ledger)
         kill_at = time.monotonic() + kill_after
@@ -327,10 +377,9 @@ def test_sigkill_cx_serve_loses_no_acknowledged_order(tmp_path):
             startups.append(time.monotonic() - t0)
             if not instruments:
                 instruments = open_instruments(d, 2 * (TRIALS + 1))
-            flow.use(instruments[2 * trials : 2 * trials + 2])
             # a random kill point; shorter runs on a slow machine keep the trial count within the budget
             per_trial = (deadline - time.monotonic()) / (TRIALS - trials) - 1.5 * startups[-1]
-            sent += run_trial(server, ctx, endpoint, trials, flow, ledger,
+            sent += run_trial(server, ctx, endpoint, instruments[2 * trials : 2 * trials + 2], flow, ledger,
                               rng.uniform(KILL_DELAY_S[0], max(0.1, min(KILL_DELAY_S[1], per_trial))))
             server.stop()
             trials += 1
@@ -342,8 +391,8 @@ def test_sigkill_cx_serve_loses_no_acknowledged_order(tmp_path):
         servers.append(server)
         endpoint = server.wait_ready(30)
         assert "recovered to command" in server.text(), server.text()
+        traders = [Trader(ctx, endpoint, f, "main", ledger) for f in FIRMS]
         flow.use(instruments[2 * TRIALS : 2 * TRIALS + 2])
-        traders = [Trader(ctx, endpoint, f, "final", ledger) for f in FIRMS]
         try:
             check_answers(traders, flow, ledger)
             for t in traders:
@@ -351,6 +400,8 @@ def test_sigkill_cx_serve_loses_no_acknowledged_order(tmp_path):
         finally:
             for t in traders:
                 t.close()
+        for f in FIRMS:  # the venue's rebuilt store of each session is exactly what its client received
+            assert session_history(ctx, endpoint, f, "main") == ledger.history[(f, "main")], f"session {f}/main"
         assert server.interrupt(timeout=60) == 0, server.text()
         assert "cx serve: stopped" in server.text(), server.text()
         server.stop()
@@ -405,19 +456,25 @@ def test_sigkill_cx_serve_loses_no_acknowledged_order(tmp_path):
     for oid, key in ledger.accepted.items():
         assert replay_accepted.get(oid) == key, f"acknowledged order {oid} {key}: replay has {replay_accepted.get(oid)}"
         assert (oid in live) != (oid in done), f"acknowledged order {oid}: live={oid in live} done={oid in done}"
-    assert ledger.fills <= replay_fills, f"fills received but not replayed: {sorted(ledger.fills - replay_fills)}"
-    assert ledger.cancelled <= replay_cancelled, f"cancels not replayed: {sorted(ledger.cancelled - replay_cancelled)}"
+    assert set(replay_accepted) == set(ledger.accepted), "orders accepted in the journal but never acknowledged: " \
+        f"{sorted(set(replay_accepted) - set(ledger.accepted))}"
+    assert ledger.fills == replay_fills, f"fills received but not replayed: {sorted(ledger.fills - replay_fills)}, " \
+        f"replayed but never received: {sorted(replay_fills - ledger.fills)}"
+    assert ledger.cancelled == replay_cancelled, \
+        f"cancels received xor replayed: {sorted(ledger.cancelled ^ replay_cancelled)}"
     print(f"{trials} trials in {trial_time:.1f}s (startup {min(startups):.2f}-{max(startups):.2f}s), final restart and "
           f"stop {final_time:.1f}s, replays {fresh.seconds:.1f}+{again.seconds:.1f}s; {sent} "
           f"messages sent, {len(ledger.accepted)} accepted, {len(ledger.fills)} fills and {len(ledger.cancelled)} "
-          f"cancels received; journal {fresh.last_seq} commands, {len(live)} resting, "
-          f"{len(set(replay_accepted) - set(ledger.accepted))} accepted in the journal but never acknowledged")
+          f"cancels received; journal {fresh.last_seq} commands, {len(live)} resting; session histories "
+          f"{ {f: len(ledger.history[(f, 'main')]) for f in FIRMS} }, {ledger.resent} messages received only "
+          "in a resend after a restart")
     shutil.rmtree(d)
 
 
 @pytest.mark.slow
 def test_orders_resting_from_before_a_kill_trade_and_cancel_after_restart(tmp_path):
-    """An order resting at a SIGKILL can be hit and cancelled after the restart; the venue keeps answering."""
+    """An order resting at a SIGKILL can be hit and cancelled after the restart; its owner's session, resumed,
+    gets those reports; the venue keeps answering."""
     warm_up_compiled_core()
     config, d = tmp_path / "gateway.toml", tmp_path / "journal"
     write_config(config)
@@ -455,18 +512,24 @@ def test_orders_resting_from_before_a_kill_trade_and_cancel_after_restart(tmp_pa
         server = Server(config, d, tmp_path / "serve-1.log")
         servers.append(server)
         endpoint = server.wait_ready(30)
-        traders = [Trader(ctx, endpoint, f, "s1", ledger) for f in FIRMS]
+        traders = [Trader(ctx, endpoint, "B", "s1", ledger)]
         ioc = flow.ioc("B", Side.SELL)
-        traders[1].send(msgspec.structs.replace(ioc, qty=10))  # fills the first bid, resting from before the kill
+        traders[0].send(msgspec.structs.replace(ioc, qty=10))  # fills the first bid, resting from before the kill
         final("B", ioc.client_order_id)
-        traders[0].send(p.Cancel(resting[1]))  # cancels the second
+        traders.append(Trader(ctx, endpoint, "A", "s0", ledger))  # resumes: gets the fill it missed
+        final("A", bids[0].client_order_id)
+        traders[1].send(p.Cancel(resting[1]))  # cancels the second
+        final("A", bids[1].client_order_id)
         probe = p.NewOrder(ledger.clid("A"), symbol, Side.BUY, 1, mid - 1)
-        traders[0].send(probe)
+        traders[1].send(probe)
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline and not any(k == ("A", probe.client_order_id)
                                                       for k in ledger.accepted.values()):
-            traders[0].pump(10)
+            traders[1].pump(10)
         assert ("A", probe.client_order_id) in ledger.accepted.values(), "the venue stopped answering"
+        a = ledger.history[("A", "s0")]
+        assert [(type(m), m.seq, m.order_id) for m in a[2:]] == [
+            (p.Executed, 3, resting[0]), (p.Cancelled, 4, resting[1]), (p.Accepted, 5, a[-1].order_id)]
         for t in traders:
             t.close()
     finally:

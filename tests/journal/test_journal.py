@@ -6,6 +6,7 @@ import itertools
 import random
 import time
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -120,6 +121,36 @@ def test_recovery_continues_the_sequence_and_the_state(tmp_path):
         je.process_batch(b)
     assert je.state_hash() == state_hash(straight(batches))
     je.close()
+
+
+def test_a_batch_note_is_journaled_with_its_batch_and_handed_to_the_replay_at_the_batch_start(tmp_path):
+    batches = make_batches(7, 40)
+    notes = [f"note {i}".encode() if i % 3 else b"" for i in range(len(batches))]
+    d = tmp_path / "j"
+    je = JournaledExchange.create(d, make_instruments(), config=small_config())
+    for b, note in zip(batches, notes, strict=True):
+        je.process_batch(b, note)
+    crash(je)
+    assert [bytes(b.note) for b in JournalReader(d) if isinstance(b, Batch)] == notes
+    starts = list(itertools.accumulate([0] + [len(b) for b in batches[:-1]]))
+    seen, done = [], 0
+
+    def on_commands(commands, events, ends, got):
+        nonlocal done
+        assert len(ends) == len(commands) and (ends[-1] if len(ends) else 0) == len(events)
+        seen.extend((done + pos, bytes(note)) for pos, note in got)
+        done += len(commands)
+
+    # chunks of 16 commands: batches of up to 40 are cut, their note stays with their first command
+    noted = replay_journal(d, chunk=16, digest=True, on_commands=on_commands)
+    assert seen == [(start, note) for start, note in zip(starts, notes, strict=True) if note]
+    assert done == sum(map(len, batches)) and noted.event_digest == replay_journal(d, digest=True).event_digest
+
+
+def test_a_batch_frame_written_before_notes_existed_reads_with_an_empty_note():
+    old = msgspec.msgpack.encode(["batch", 1, 1, bytes(COMMAND_DTYPE.itemsize)])
+    frame = _frame_decoder.decode(old)
+    assert isinstance(frame, Batch) and frame.count == 1 and not frame.note
 
 
 # ------------------------------------------------------------- rotation
