@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(VENV)/bin/activate
 install: $(STAMP)
 
 run: install
-	$(VENV)/bin/cx serve --demo
+	$(VENV)/bin/cx serve --simulate
 
 test: install
 	$(PY) -m pytest

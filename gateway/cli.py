@@ -700,10 +700,17 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_replay(sub)
     _add_order_entry(sub)
     from feeds.cli import add_feed_command
+    from feeds.web import add_web_command
+    from gateway import admin_cli, positions, simulate, top
     from gateway.venue import add_commands  # serve, keys, schema
 
     add_commands(sub)
     add_feed_command(sub)
+    add_web_command(sub)
+    simulate.add_command(sub)
+    admin_cli.add_commands(sub)  # admin, status
+    positions.add_command(sub)
+    top.add_command(sub)
     return parser
 
 

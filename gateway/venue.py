@@ -15,7 +15,9 @@ Ctrl-C or ``--duration`` seconds and prints a summary.
 ``cx schema`` writes the JSON Schemas of the order-entry and market-data protocols.
 After a restart from the journal, the publisher is first fed the journal's
 whole event history (it learns the books only from events), and the gateway
-adopts the recovered resting orders (session ``recovered`` of their firm).
+rebuilds its sessions from the same replay (``Gateway.replay_commands``):
+every session's sequenced messages, the orders and their owners, so a client
+that logs on again with ``next_seq`` gets exactly what it missed.
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ import argparse
 import contextlib
 import json
 import logging
-import random
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import zmq.auth
 
-from engine.codes import Side, TimeInForce
+from engine.codes import EventKind
 from engine.exchange import Exchange
 from engine.instruments import NS_PER_HOUR
 from engine.listing import load_listing
@@ -39,10 +41,9 @@ from engine.sequencer import JournaledExchange, replay_journal
 from feeds.protocol import write_schema as write_feed_schema
 from feeds.publisher import FeedPublisher
 from gateway import protocol
-from gateway.client import OrderEntryClient
 from gateway.config import load_config
 from gateway.server import Gateway
-from gateway.units import format_price
+from gateway.simulate import Simulation
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "order_entry.json"
 EXPECTED_ORDERS = 250_000  # initial engine size; it grows beyond (each snapshot holds the whole arena)
@@ -64,26 +65,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         engine = Exchange(instruments, len(config.firms), expected_orders=EXPECTED_ORDERS)
     feeds = FeedPublisher(instruments, config.market_data, config.snapshots).bind()
+    gateway = Gateway(config, engine)
     if args.journal and engine.recovery is not None:
-        # the feeds learn the books only from events: give them the journal's whole history first
-        replay_journal(args.journal, verify_checkpoints=False, on_events=feeds.on_events)
+        # the feeds learn the books only from events, the gateway its sessions from the batches' notes:
+        # one replay of the journal's whole history gives both, before either opens
+        replay_journal(args.journal, verify_checkpoints=False, on_events=feeds.on_events,
+                       on_commands=gateway.replay_commands)
     feeds.start()
-    gateway = Gateway(config, engine, on_events=feeds.on_events).start()
+    gateway.on_events = count_trades(feeds.on_events, gateway.stats)
+    gateway.start()
     print(f"cx serve: {len(instruments)} instruments, order entry on {gateway.endpoint}, admin on "
           f"{gateway.admin_endpoint} ({'plain text' if config.plaintext else 'CurveZMQ'}), market data on "
           f"{feeds.endpoint}, snapshots on {feeds.snapshot_endpoint}", flush=True)
     stop = threading.Event()
-    demo = None
-    if args.demo:
-        demo = DemoTraders(gateway.endpoint, demo_symbols(instruments, anchor + 5 * NS_PER_HOUR), stop, args.seed)
-        demo.start()
+    simulation = None
+    if args.simulate:
+        sim = Simulation(gateway.endpoint, feeds.endpoint, feeds.snapshot_endpoint, listing, args.seed)
+        simulation = threading.Thread(target=sim.run, args=(stop,), name="cx-simulate", daemon=True)
+        simulation.start()
     deadline = time.monotonic() + args.duration if args.duration > 0 else None
     with contextlib.suppress(KeyboardInterrupt):
         while not gateway.failed and (deadline is None or time.monotonic() < deadline):
             stop.wait(0.2)
     stop.set()
-    if demo is not None:
-        demo.join()
+    if simulation is not None:
+        simulation.join()  # it cancels its orders and logs out while the gateway still runs
     gateway.stop()
     feeds.stop()
     if args.journal:
@@ -95,53 +101,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_symbols(instruments, delivery_start_ns: int) -> list[str]:
-    """One FIRM instrument per accelerator for that delivery hour (the first region listed)."""
-    chosen: dict[str, str] = {}
-    for i in instruments:
-        if i.delivery_start_ns == delivery_start_ns and i.service_class == "FIRM":
-            chosen.setdefault(i.accelerator, i.symbol)
-    return list(chosen.values())
+def count_trades(publish, stats):
+    """``on_events`` for the gateway: publish the batch, and count its trades and GPU-hours in ``stats``.
 
+    The counts (``trades``, ``traded_qty``) reach the operator in the admin status reply. O(batch), vectorised."""
 
-class DemoTraders(threading.Thread):
-    """A market maker quoting a few instruments and a taker crossing it, through the gateway."""
+    def on_events(records: np.ndarray) -> None:
+        publish(records)
+        trades = records["kind"] == EventKind.TRADE
+        stats["trades"] += int(np.count_nonzero(trades))
+        stats["traded_qty"] += int(records["qty"][trades].sum())
 
-    def __init__(self, endpoint: str, symbols: list[str], stop: threading.Event, seed: int):
-        super().__init__(name="cx-demo", daemon=True)
-        self.endpoint, self.symbols, self.stop_event = endpoint, symbols, stop
-        self.rng = random.Random(seed)
-        self.trades = 0
-
-    def run(self) -> None:
-        maker, taker = OrderEntryClient(), OrderEntryClient()
-        maker.connect(self.endpoint, "demo-maker", firm="MM1")
-        taker.connect(self.endpoint, "demo-taker", firm="DEMO")
-        mids = {s: 2000 + 500 * k for k, s in enumerate(self.symbols)}
-        quote_id = 0
-        while not self.stop_event.wait(0.25):
-            quote_id += 1
-            for s in mids:
-                mids[s] = max(200, mids[s] + self.rng.choice((-5, 0, 0, 5)))
-            maker.mass_quote(quote_id, [(s, m - 10, 20, m + 10, 20) for s, m in mids.items()])
-            if self.rng.random() < 0.6:
-                s = self.rng.choice(self.symbols)
-                side = self.rng.choice((Side.BUY, Side.SELL))
-                limit = mids[s] + (15 if side == Side.BUY else -15)
-                taker.new_order(s, side, self.rng.randint(1, 8), limit, tif=TimeInForce.IOC)
-            for msg in (*_drain(maker), *_drain(taker)):
-                if isinstance(msg, protocol.Executed) and msg.liquidity == 2:
-                    self.trades += 1
-                    print(f"trade {msg.symbol} {'BUY ' if msg.side == Side.BUY else 'SELL'} {msg.qty:>3} GPUs "
-                          f"@ ${format_price(msg.price)}", flush=True)
-        for c in (maker, taker):
-            c.logout()
-            c.close()
-
-
-def _drain(client: OrderEntryClient):
-    while (msg := client.recv(0)) is not None:
-        yield msg
+    return on_events
 
 
 def cmd_keys_new(args: argparse.Namespace) -> int:
@@ -170,9 +141,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--listing", metavar="FILE", default=None, help="listing TOML (default: built-in)")
     p.add_argument("--journal", metavar="DIR", default=None,
                    help="journal every command to DIR before its replies leave; recover from DIR on start")
-    p.add_argument("--demo", action="store_true", help="also run a demo market maker and taker through the gateway")
+    p.add_argument("--simulate", "--demo", action="store_true",
+                   help="also run the simulated participants of `cx simulate` through the gateway")
     p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: until Ctrl-C)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the demo traders")
+    p.add_argument("--seed", type=int, default=1, help="seed of the simulated participants")
     p.set_defaults(func=cmd_serve)
     keys = sub.add_parser("keys", help="CurveZMQ key pairs").add_subparsers(dest="keys_command", required=True)
     k = keys.add_parser("new", help="write NAME.key and NAME.key_secret")

@@ -1,4 +1,4 @@
-"""cx schema, cx keys new and cx serve --demo, in-process."""
+"""cx schema, cx keys new and cx serve --demo (the simulation), in-process."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 from gateway import protocol
 from gateway.cli import main
-from gateway.config import ConfigError, load_config
+from gateway.config import DEFAULT_FIRMS, ConfigError, load_config
 from gateway.venue import SCHEMA_PATH
 
 
@@ -47,13 +47,17 @@ def test_plain_text_off_loopback_is_refused_naming_the_field(tmp_path):
 
 
 def test_serve_with_demo_traders_prints_trades_and_stops_by_itself(capsys, tmp_path):
+    """``--demo`` is the alias of ``--simulate``: the participants of ``cx simulate`` trade, then stop cleanly."""
     cfg_file = tmp_path / "gw.toml"
     cfg_file.write_text('[gateway]\norder_entry = "tcp://127.0.0.1:*"\nadmin = "tcp://127.0.0.1:*"\n'
                         'market_data = "tcp://127.0.0.1:*"\nsnapshots = "tcp://127.0.0.1:*"\n'
-                        'plaintext = true\n' + "".join(f'[[firms]]\nname = "{f}"\n' for f in ("DEMO", "MM1")))
-    assert main(["serve", "--config", str(cfg_file), "--demo", "--duration", "3"]) == 0
+                        'plaintext = true\n' + "".join(f'[[firms]]\nname = "{f}"\n' for f in DEFAULT_FIRMS))
+    assert main(["serve", "--config", str(cfg_file), "--demo", "--duration", "4"]) == 0
     out = capsys.readouterr().out
-    assert "order entry on tcp://127.0.0.1:" in out and "trade " in out and "stopped" in out
+    assert "order entry on tcp://127.0.0.1:" in out and "firms trading through" in out and "stopped" in out
+    summary = out[out.index("cx simulate: ", out.index("firms trading through")):]
+    fills = int(summary.split(" fills;")[0].rsplit(" ", 1)[1])
+    assert fills > 0 and "'trades': " in out
 
 
 def test_readme_message_tables_equal_the_protocol_module():

@@ -1,0 +1,191 @@
+"""``cx top``: a terminal dashboard of the running venue, redrawn in place (plain ANSI escapes, no curses).
+
+Sources: the public feed (a ``FeedClient`` over every instrument: books,
+trades, statuses) and, when reachable, the gateway's admin ``status``
+(sessions, live orders, gateway traffic). A frame shows:
+
+* a header: time, uptime of the dashboard, the feed's state;
+* the venue line (admin): instruments open / halted, sessions, live orders,
+  and the gateway's messages/s and trades/s between the last two samples;
+* the feed line: messages and trades seen, their rates, GPU-hours traded
+  since the dashboard started (the feed has no history of earlier trades);
+* the auction line: a slot for the periodic call auction ("no auction yet"
+  until the auction is wired in, see ``Dashboard.auction_line``);
+* one row per active instrument (a non-empty book or a trade seen), most
+  traded first: status, best bid and ask with their sizes, last price,
+  trades and volume since start; as many rows as ``--rows`` (default: what
+  fits the terminal).
+
+``--once`` prints one frame without escapes once the feed is synced, and
+exits (exit status 1 if no snapshot arrives within ``--timeout``).
+
+Cost per frame: O(instruments) to pick the rows plus O(rows log rows); the
+feed costs O(1) per message; one admin round trip per refresh (its timeout
+bounds the wait when the gateway is gone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from collections import Counter
+
+from engine.codes import InstrumentStatus
+from feeds import protocol as fp
+from feeds.client import FeedClient
+from gateway.admin_cli import DEFAULT_ADMIN, AdminUnreachable, admin_request, rates
+from gateway.admin_protocol import AdminRequest, VenueStatus
+from gateway.units import format_elapsed, format_price, format_qty, format_ts
+
+HOME, CLEAR_LINE, CLEAR_BELOW = "\x1b[H", "\x1b[K", "\x1b[J"
+HIDE_CURSOR, SHOW_CURSOR, CLEAR_SCREEN = "\x1b[?25l", "\x1b[?25h", "\x1b[2J"
+HEADER_LINES = 7  # lines above the instrument rows
+
+
+class Dashboard:
+    """What ``cx top`` shows, kept from the feed's updates and the admin samples."""
+
+    def __init__(self, feed: FeedClient, admin: str | None, admin_timeout: float, tick: str):
+        self.feed, self.admin, self.admin_timeout, self.tick = feed, admin, admin_timeout, tick
+        feed.on_update = self.on_update
+        self.started = time.monotonic()
+        self.trades: Counter[str] = Counter()
+        self.volume: Counter[str] = Counter()
+        self.status: VenueStatus | None = None
+        self.admin_error = ""
+        self.gateway_rates: dict[str, float] | None = None
+        self.feed_rates: dict[str, float] | None = None
+        self._last_sample: tuple[float, int, int] | None = None  # (monotonic, feed messages, trades)
+
+    def on_update(self, msg) -> None:
+        if type(msg) is fp.Trade:
+            self.trades[msg.symbol] += 1
+            self.volume[msg.symbol] += msg.qty
+
+    def sample(self) -> None:
+        """Ask the admin for the status; update the rates since the previous sample."""
+        now = time.monotonic()
+        applied, trades = self.feed.stats["applied"], sum(self.trades.values())
+        if self._last_sample is not None and now > self._last_sample[0]:
+            then, applied_then, trades_then = self._last_sample
+            self.feed_rates = {"msgs": (applied - applied_then) / (now - then),
+                               "trades": (trades - trades_then) / (now - then)}
+        self._last_sample = (now, applied, trades)
+        if self.admin is None:
+            return
+        try:
+            status = admin_request(self.admin, AdminRequest("status"), self.admin_timeout).status
+        except AdminUnreachable as exc:
+            self.status, self.gateway_rates, self.admin_error = None, None, str(exc)
+            return
+        if self.status is not None and status is not None and status.clock_ns > self.status.clock_ns:
+            self.gateway_rates = rates(self.status, status, (status.clock_ns - self.status.clock_ns) / 1e9)
+        self.status, self.admin_error = status, ""
+
+    def auction_line(self) -> str:
+        """The slot of the periodic call auction: its schedule and last clearing prices, once wired in."""
+        return "auction  next auction: no auction yet   last auction prices: no auction yet"
+
+    def venue_line(self) -> str:
+        st = self.status
+        if st is None:
+            return f"venue    {self.admin_error or 'admin not asked (--admin none)'}"
+        line = (f"venue    {st.instruments.get('OPEN', 0)} open, {st.instruments.get('HALTED', 0)} halted of "
+                f"{sum(st.instruments.values())}; {st.sessions} sessions ({st.connected} connected), "
+                f"{st.live_orders:,} live orders, suspended: {', '.join(st.suspended) or 'none'}")
+        if self.gateway_rates is not None:
+            line += "; gateway " + ", ".join(f"{v:,.1f} {k}/s" for k, v in self.gateway_rates.items())
+        return line
+
+    def rows(self, limit: int) -> list[str]:
+        """The most traded instruments first, then the other non-empty books, at most ``limit``."""
+        active = [(s, b) for s, b in self.feed.books.items() if self.trades[s] or b.levels[0] or b.levels[1]]
+        active.sort(key=lambda sb: (-self.volume[sb[0]], sb[0]))
+        if not active:
+            return ["(no orders in any book yet)"]
+        width = max(len(s) for s, _ in active[:limit])
+        px = self._px
+        out = [f"{'instrument':<{width}} {'status':<8} {'bid qty':>8} {'bid':>9} {'ask':>9} {'ask qty':>8} "
+               f"{'last':>9} {'trades':>7} {'GPU-h':>8}"]
+        for symbol, b in active[:limit]:
+            bid_price, bid_qty, _, ask_price, ask_qty, _ = b.top
+            status = InstrumentStatus(b.status).name if 0 <= b.status <= 3 else str(b.status)
+            last = b.last_trade.price if b.last_trade is not None else 0
+            out.append(f"{symbol:<{width}} {status:<8} {format_qty(bid_qty) if bid_price else '':>8} "
+                       f"{px(bid_price):>9} {px(ask_price):>9} {format_qty(ask_qty) if ask_price else '':>8} "
+                       f"{px(last):>9} {self.trades[symbol]:>7,} {format_qty(self.volume[symbol]):>8}")
+        if len(active) > limit:
+            out.append(f"... and {len(active) - limit} more active instruments")
+        return out
+
+    def _px(self, ticks: int) -> str:
+        return format_price(ticks, self.tick) if ticks else "-"
+
+    def frame(self, rows: int) -> list[str]:
+        f = self.feed
+        state = "dead (no data)" if f.dead else "synced" if f.synced else "syncing"
+        rate = "" if self.feed_rates is None else " (" + ", ".join(
+            f"{v:,.1f} {k}/s" for k, v in self.feed_rates.items()) + ")"
+        up = format_elapsed(int((time.monotonic() - self.started) * 1e9))
+        return [f"cx top  {format_ts(time.time_ns())}  up {up}  feed {state}, {len(f.books)} instruments",
+                self.venue_line(),
+                f"feed     {f.stats['applied']:,} messages, {sum(self.trades.values()):,} trades, "
+                f"{format_qty(sum(self.volume.values()))} GPU-h traded since start{rate}",
+                self.auction_line(),
+                "",
+                *self.rows(rows)]
+
+
+def _wait_synced(feed: FeedClient, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not feed.synced and time.monotonic() < deadline:
+        feed.poll(50)
+    return feed.synced
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    out = sys.stdout
+    feed = FeedClient(args.feed, args.snapshots).connect()
+    board = Dashboard(feed, None if args.admin == "none" else args.admin, args.admin_timeout, args.tick)
+    try:
+        if not _wait_synced(feed, args.timeout):
+            print(f"cx top: no market-data snapshot from {args.snapshots} within {args.timeout:g}s", file=sys.stderr)
+            return 1
+        board.sample()
+        if args.once:
+            print("\n".join(board.frame(args.rows or 40)), file=out, flush=True)
+            return 0
+        out.write(HIDE_CURSOR + CLEAR_SCREEN)
+        while True:
+            rows = args.rows or max(shutil.get_terminal_size().lines - HEADER_LINES, 1)
+            out.write(HOME + "".join(line + CLEAR_LINE + "\n" for line in board.frame(rows)) + CLEAR_BELOW)
+            out.flush()
+            until = time.monotonic() + args.interval
+            while (left := until - time.monotonic()) > 0:
+                feed.poll(max(int(left * 1000), 1))
+            board.sample()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if not args.once:
+            out.write(SHOW_CURSOR)
+            out.flush()
+        feed.close()
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("top", help="a live terminal dashboard of the venue (books, trades, rates)",
+                       description=__doc__.splitlines()[0])
+    p.add_argument("--feed", default="tcp://127.0.0.1:5556", help="market data (default %(default)s)")
+    p.add_argument("--snapshots", default="tcp://127.0.0.1:5557", help="snapshot service (default %(default)s)")
+    p.add_argument("--admin", default=DEFAULT_ADMIN, help="the gateway's admin endpoint, or 'none' "
+                                                          "(default %(default)s)")
+    p.add_argument("--admin-timeout", type=float, default=0.5, help="seconds to wait for the admin (default 0.5)")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between frames (default 1)")
+    p.add_argument("--rows", type=int, default=0, help="instrument rows (default: what fits the terminal)")
+    p.add_argument("--once", action="store_true", help="print one frame (no escapes) and exit")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the snapshot (default 5)")
+    p.add_argument("--tick", default="0.001", help="dollars per tick of the listing (default 0.001)")
+    p.set_defaults(func=cmd_top)

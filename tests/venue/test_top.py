@@ -1,0 +1,36 @@
+"""cx top --once: one frame of the dashboard from the feed and the admin status."""
+
+from __future__ import annotations
+
+from engine.codes import Side, TimeInForce
+from gateway import protocol as p
+from gateway.cli import main
+from tests.feeds.conftest import OTHER, SYMBOL, FeedVenue
+
+
+def test_top_once_shows_the_active_instruments_the_venue_and_the_auction_slot(capsys):
+    venue = FeedVenue()
+    try:
+        alpha, beta = venue.trader("ALPHA"), venue.trader("BETA")
+        alpha.send(p.NewOrder(1, SYMBOL, Side.BUY, 12, 2450))
+        alpha.send(p.NewOrder(2, OTHER, Side.SELL, 7, 3100))
+        assert [alpha.expect(p.Accepted).client_order_id for _ in range(2)] == [1, 2]
+        beta.send(p.NewOrder(3, OTHER, Side.BUY, 3, 3100, tif=TimeInForce.IOC))
+        beta.expect(p.Executed)
+        code = main(["top", "--once", "--feed", venue.publisher.endpoint, "--snapshots",
+                     venue.publisher.snapshot_endpoint, "--admin", venue.gateway.admin_endpoint, "--timeout", "5"])
+        out = capsys.readouterr().out
+    finally:
+        venue.close()
+    assert code == 0 and "\x1b[" not in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith((SYMBOL, OTHER))}
+    assert rows[SYMBOL][1:5] == ["OPEN", "12", "2.450", "-"]  # a bid of 12 GPUs, no ask
+    assert rows[OTHER][1:5] == ["OPEN", "-", "3.100", "4"]  # no bid; the ask of 7 GPUs less the 3 traded
+    assert "2 sessions (2 connected)" in out
+    assert "no auction yet" in out
+
+
+def test_top_without_a_feed_exits_1(capsys):
+    assert main(["top", "--once", "--feed", "tcp://127.0.0.1:9", "--snapshots", "tcp://127.0.0.1:9",
+                 "--admin", "none", "--timeout", "0.3"]) == 1
+    assert "no market-data snapshot" in capsys.readouterr().err
