@@ -151,7 +151,7 @@ def run(name, instance, time_limit, gap):
     instruments, bids, offers, divs = instance
     legs = sum(len(a.legs) for b in bids for a in b.alternatives)
     t0 = time.perf_counter()
-    r = clear(instruments, bids, offers, divs, time_limit_s=time_limit, mip_gap=gap, exact_rounds=1, max_rounds=6)
+    r = clear(instruments, bids, offers, divs, time_limit_s=time_limit, mip_gap=gap, exact_rounds=1, max_rounds=10)
     dt = time.perf_counter() - t0
     print(
         f"{name:<18} {len(bids):>7} {sum(len(b.alternatives) for b in bids):>8} {legs:>8} {len(offers):>6} "
@@ -204,6 +204,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,10000,50000")
     ap.add_argument("--time-limit", type=float, default=30.0)
     ap.add_argument("--gap", type=float, default=1e-4)
+    ap.add_argument("--second-solver-max", type=int, default=1000, help="check sizes up to this with CBC")
+    ap.add_argument("--second-solver-limit", type=float, default=120.0, help="CBC time limit, s")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(
@@ -212,13 +214,17 @@ def main() -> None:
     )
     times: dict[int, float] = {}
     optimal = True
+    checks: list[str] = []
     for n in sizes:
         for name, gen in (("compute", compute_instance), ("general", general_instance)):
-            dt, r = run(f"{name}-{n}", gen(n, seed=n), args.time_limit, args.gap)
+            instance = gen(n, seed=n)
+            dt, r = run(f"{name}-{n}", instance, args.time_limit, args.gap)
             optimal = optimal and r.proven_optimal
             if name == "compute":
                 times[n] = dt
-    agrees = "skipped"
+            if n <= args.second_solver_max:
+                checks.append(cbc_agrees(instance, r, args.second_solver_limit, args.gap))
+    agrees = "no" if "no" in checks else "yes" if "yes" in checks else (checks[0] if checks else "skipped")
     fmt = {n: f"{times[n]:.2f}" if n in times else "na" for n in (10_000, 50_000)}
     print(f"auction_10k_s={fmt[10_000]} auction_50k_s={fmt[50_000]} optimal={optimal} second_solver_agrees={agrees}")
 

@@ -375,7 +375,7 @@ class _Wdp:
         self.pb = pb
         self.last: np.ndarray = np.zeros(0)  # the column values of the last solve
         self.bound = 0.0  # the dual bound HiGHS proved in the last solve (>= its optimum)
-        m = _milp(pb)
+        m = self.milp = _milp(pb)
         h = self.h = _new_highs(time_limit_s, mip_gap)
         n = len(m.cost)
         if n:
@@ -708,10 +708,10 @@ def clear(
             wdp.exclude(got)  # exact: the next solve finds the next best decision
         else:  # repair: forbid the culprits (got cannot recur), restart from got without them
             repaired = True
-            start = wdp.last.copy()
-            for c in _paradoxically_accepted(pb, got, time_limit_s):
+            culprits = set(_paradoxically_accepted(pb, got, time_limit_s))
+            for c in culprits:
                 wdp.forbid(c)
-                start[c] = 0.0
+            start = _start_without(pb, wdp.milp, [c for c in got if c not in culprits])
     if pricing is None:  # no admissible decision found: clear the divisible orders alone (always admissible)
         proven = False
         chosen = []
@@ -725,6 +725,25 @@ def clear(
         gap = max(0.0, (bound - total) / max(1.0, abs(bound)))
         proven = gap <= mip_gap
     return _result(pb, chosen, pricing, fills, total, first_surplus, proven, gap, rounds)
+
+
+def _start_without(pb: _Problem, milp: Milp, chosen: list[int]) -> np.ndarray:
+    """A full MILP start for the package decision ``chosen``: divisible columns filled as the cheapest
+    absorption of its net supply (feasible whenever the divisible orders can absorb it). O(columns)."""
+    x = np.zeros(len(milp.cost))
+    x[chosen] = 1.0
+    net = _net_supply(pb, chosen)
+    prices = {}
+    for i in pb.active:
+        inst = pb.inst[i]
+        iv = pb.curves[i].interval(net[i], inst.min_price, inst.max_price)
+        if iv is None:  # not absorbable: HiGHS repairs or ignores the start
+            return x
+        prices[i] = iv[0]
+    fills = _divisible_fills(pb, prices, net)
+    for k, n in enumerate(milp.div_orders):
+        x[pb.n_pkg + k] = fills.get(n, 0)
+    return x
 
 
 def _div_surplus_for(pb: _Problem, chosen: list[int]) -> int:
