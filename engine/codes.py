@@ -44,6 +44,30 @@ class CommandKind(IntEnum):
     AUCTION_FILL = 9  # the call auction's execution of a resting order (from the venue, never a client)
 
 
+class PackageCommandKind(IntEnum):
+    """Command records of the call auction (docs/auction.md); handled by engine.auction.market, never by
+    the matching core. A package is one PACKAGE record followed by ``qty`` ALTERNATIVE and LEG records."""
+
+    PACKAGE = 16  # side 0 bid / 1 offer, firm, client_order_id, tif, expire_ts, qty = records that follow
+    ALTERNATIVE = 17  # price = limit of the alternative (bid: most it pays; offer: minimum total)
+    LEG = 18  # instrument, qty (GPUs in that delivery hour)
+    CANCEL_PACKAGE = 19  # firm, order_id = package id, reason (0, DISCONNECT or ADMIN)
+    RUN_AUCTION = 20  # clear now; price = time limit ms, qty = MIP gap in ppm; ord_type 1 = indicative only
+
+
+class PackageEventKind(IntEnum):
+    """Event records of the call auction (docs/auction.md), in the same EVENT_DTYPE stream."""
+
+    PACKAGE_ACCEPTED = 16  # order_id = package id, count = alternatives, qty = legs
+    PACKAGE_REJECTED = 17  # reason = AuctionReject code
+    PACKAGE_CANCELLED = 18  # reason = CancelReason
+    PACKAGE_CANCEL_REJECTED = 19  # reason = RejectReason (UNKNOWN_ORDER, NOT_YOUR_ORDER, INVALID_FIELD)
+    PACKAGE_FILL = 20  # one per leg of an accepted package: instrument, price, qty, trade_id, count = alternative
+    PACKAGE_UNFILLED = 21  # not accepted in this auction (stays live): reason = Outcome, price = bundle price
+    AUCTION_PRICE = 22  # per cleared instrument: price, qty = volume; status 1 final, 2 indicative
+    AUCTION_RESULT = 23  # per auction: order_id = auction number, status = AuctionStatus, totals
+
+
 class EventKind(IntEnum):
     ACCEPTED = 1
     REJECTED = 2  # a NewOrder, a quote entry, a MassCancel, Halt or Resume refused

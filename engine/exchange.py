@@ -25,6 +25,7 @@ from engine.core.layout import (
     FULL_EVENTS,
     H_NE,
     H_NOW,
+    H_SEQ,
     L_COUNT,
     L_HEAD,
     L_PRICE,
@@ -144,6 +145,13 @@ class Exchange:
             n = entry.run_modify(self._A, self._E, ts, firm, order_id, price, qty)
         self._n = n
         return n
+
+    def take_event_seqs(self, n: int) -> int:
+        """Reserve the next n event sequence numbers for events made outside the core (the call
+        auction's); returns the first. Part of the engine state (the arena's counter)."""
+        first = int(self._A[H_SEQ]) + 1
+        self._A[H_SEQ] += n
+        return first
 
     @property
     def last_command_ends(self) -> np.ndarray:

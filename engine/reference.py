@@ -162,6 +162,10 @@ class ReferenceExchange:
         self._last, self._events = self._events, []
         return self._last
 
+    def process_batch(self, records: np.ndarray) -> int:
+        """submit_batch without the copy: the number of events, readable in ``last_events``."""
+        return len(self.submit_batch(records))
+
     def submit_batch(self, records: np.ndarray) -> np.ndarray:
         """Process COMMAND_DTYPE records in order (a MASS_QUOTE record is a one-entry MassQuote);
         return all their EVENT_DTYPE records. O(sum of the commands' costs + events)."""
@@ -189,6 +193,20 @@ class ReferenceExchange:
     def modify(self, ts: int, firm: int, order_id: int, price: int, qty: int) -> int:
         """Submit a Modify; return the number of events (their records are in ``last_events``)."""
         return len(self.submit(Modify(ts, firm, order_id, price, qty)))
+
+    @property
+    def instruments(self) -> list[Instrument]:
+        return list(self._instruments)
+
+    @property
+    def max_firms(self) -> int:
+        return self._max_firms
+
+    def take_event_seqs(self, n: int) -> int:
+        """Reserve the next n event sequence numbers for events made outside the engine; returns the first."""
+        first = self._seq + 1
+        self._seq += n
+        return first
 
     @property
     def last_events(self) -> np.ndarray:

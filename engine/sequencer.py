@@ -75,7 +75,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.codes import CommandKind
+from engine.codes import CommandKind, PackageCommandKind
 from engine.core.layout import H_SEQ
 from engine.journal import (
     GENESIS_NAME,
@@ -110,7 +110,8 @@ from engine.snapshot import (
 
 CHUNK = 65_536  # commands per engine call during replay
 PIPELINE_MIN = 2048  # batches at least this big are fsynced by the journal thread during matching
-_MIN_KIND, _MAX_KIND = int(min(CommandKind)), int(max(CommandKind))
+_KNOWN_KINDS = np.zeros(128, dtype=bool)  # by kind value: the matching engine's and the auction's commands
+_KNOWN_KINDS[[int(k) for k in (*CommandKind, *PackageCommandKind)]] = True
 
 
 class StateMismatchError(JournalError):
@@ -150,8 +151,9 @@ def as_command_records(records: np.ndarray) -> np.ndarray:
         records = records.copy()
     if len(records):
         kinds = records["kind"]
-        if kinds.min() < _MIN_KIND or kinds.max() > _MAX_KIND:
-            raise ValueError(f"unknown command kind in {sorted(set(kinds.tolist()) - set(map(int, CommandKind)))}")
+        if kinds.min() < 0 or not _KNOWN_KINDS[kinds].all():
+            known = {int(k) for k in (*CommandKind, *PackageCommandKind)}
+            raise ValueError(f"unknown command kind in {sorted(set(kinds.tolist()) - known)}")
         raw = records.view(np.uint8).reshape(len(records), COMMAND_DTYPE.itemsize)
         for a, b in _PADDING:
             raw[:, a:b] = 0
@@ -159,10 +161,11 @@ def as_command_records(records: np.ndarray) -> np.ndarray:
 
 
 def fresh_exchange(genesis: Genesis):
-    """The engine a journal starts from."""
+    """The engine a journal starts from: the matching engine inside a ``Market`` (the package auction)."""
+    from engine.auction.market import Market
     from engine.exchange import Exchange
 
-    return Exchange(genesis.instruments, max_firms=genesis.max_firms, **genesis.engine_options)
+    return Market(Exchange(genesis.instruments, max_firms=genesis.max_firms, **genesis.engine_options))
 
 
 def event_seq_of(exchange) -> int:
@@ -283,7 +286,7 @@ def replay_journal(directory: str | Path, *, from_snapshot: bool = False, verify
     snap: Snapshot | None = newest_snapshot(d) if from_snapshot else None
     if snap is not None:
         h = snap.header
-        exchange = restore_exchange(h.instruments, h.max_firms, h.engine_options, snap.arena)
+        exchange = restore_exchange(h.instruments, h.max_firms, h.engine_options, snap.arena, h.auction_state)
         start = snap.seq
     else:
         exchange = fresh_exchange(genesis)
@@ -565,7 +568,7 @@ class JournaledExchange:
         else:  # memory already mapped: a plain memcpy, several times faster than a fresh copy
             np.copyto(arena, live)
         self._snapshot_buf = arena
-        args = (seq, arena, event_seq_of(self.exchange))
+        args = (seq, arena, event_seq_of(self.exchange), self.exchange.auction_state)
         self._snapshot_seq = seq
         self.last_snapshot_pause_s = time.perf_counter() - t
         if wait:
@@ -575,11 +578,11 @@ class JournaledExchange:
                                                      daemon=True)
             self._snapshot_thread.start()
 
-    def _write_snapshot(self, seq: int, arena: np.ndarray, event_seq: int) -> None:
+    def _write_snapshot(self, seq: int, arena: np.ndarray, event_seq: int, auction_state: bytes) -> None:
         g = self.genesis
         try:
             write_snapshot(self.directory, seq, arena, g.instruments, g.max_firms, g.engine_options, event_seq,
-                           arena_state_hash(arena))
+                           arena_state_hash(arena, auction_state), auction_state)
             prune_snapshots(self.directory, self.config.keep_snapshots)
         except OSError as exc:  # the journal is the truth: a failed snapshot only means a longer replay
             warnings.warn(f"snapshot of command {seq} failed: {exc}", RuntimeWarning, stacklevel=2)

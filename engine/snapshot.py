@@ -70,6 +70,7 @@ class SnapshotHeader(msgspec.Struct, tag="snapshot", array_like=True, frozen=Tru
     instruments: list[Instrument]
     max_firms: int
     engine_options: dict[str, int]
+    auction_state: bytes = b""  # engine.auction.market.Market.auction_state at seq
 
 
 @dataclass
@@ -93,33 +94,36 @@ _header_decoder = msgspec.msgpack.Decoder(SnapshotHeader)
 # ------------------------------------------------------------- state hash
 
 
-def arena_state_hash(arena: np.ndarray) -> str:
-    """Hex blake2b-256 of the arena with the per-call slot H_NE taken as 0. O(arena), ~1 GB/s."""
+def arena_state_hash(arena: np.ndarray, auction_state: bytes = b"") -> str:
+    """Hex blake2b-256 of the arena with the per-call slot H_NE taken as 0, then the auction's state
+    (nothing while it is empty, so a market without packages hashes as its arena). O(arena), ~1 GB/s."""
     head = np.array(arena[: H_NE + 1], dtype=np.int64)
     head[H_NE] = 0
     h = hashlib.blake2b(digest_size=32)
     h.update(memoryview(head).cast("B"))
     h.update(memoryview(np.ascontiguousarray(arena[H_NE + 1 :])).cast("B"))
+    h.update(auction_state)
     return h.hexdigest()
 
 
-def state_hash(exchange) -> str:
-    """The engine state hash of an ``Exchange`` (equal for equal states; see the module docstring)."""
-    return arena_state_hash(exchange.arena)
+def state_hash(engine) -> str:
+    """The state hash of a ``Market`` (or a bare ``Exchange``): equal for equal states."""
+    return arena_state_hash(engine.arena, getattr(engine, "auction_state", b""))
 
 
 def capture(exchange) -> np.ndarray:
-    """A copy of the engine state, taken between batches (the pause matching sees). O(arena) memcpy."""
+    """A copy of the engine's arena, taken between batches (the pause matching sees). O(arena) memcpy."""
     return exchange.arena.copy()
 
 
 def restore_exchange(instruments: list[Instrument], max_firms: int, engine_options: dict[str, int],
-                     arena: np.ndarray):
-    """An ``Exchange`` whose state is ``arena`` (taken over, not copied)."""
+                     arena: np.ndarray, auction_state: bytes = b""):
+    """A ``Market`` whose state is ``arena`` (taken over, not copied) and ``auction_state``."""
+    from engine.auction.market import Market
     from engine.exchange import Exchange
 
     options = {k: v for k, v in engine_options.items() if k != "expected_orders"}  # the arena has its size
-    return Exchange(instruments, max_firms=max_firms, arena=arena, **options)
+    return Market(Exchange(instruments, max_firms=max_firms, arena=arena, **options), auction_state)
 
 
 # ------------------------------------------------------------------ files
@@ -152,7 +156,7 @@ def remove_temp_files(directory: str | os.PathLike[str]) -> list[Path]:
 
 def write_snapshot(directory: str | os.PathLike[str], seq: int, arena: np.ndarray, instruments: list[Instrument],
                    max_firms: int, engine_options: dict[str, int] | None = None, event_seq: int = 0,
-                   hash_hex: str | None = None) -> Path:
+                   hash_hex: str | None = None, auction_state: bytes = b"") -> Path:
     """Write a snapshot of ``arena`` (a copy the caller no longer changes) covering command ``seq``.
 
     Temp file + fsync + atomic rename + directory fsync. Safe to run in a
@@ -161,8 +165,8 @@ def write_snapshot(directory: str | os.PathLike[str], seq: int, arena: np.ndarra
     arena = np.ascontiguousarray(arena, dtype=np.int64)
     raw = memoryview(arena).cast("B")
     header = SnapshotHeader(
-        FORMAT_VERSION, int(seq), int(event_seq), hash_hex or arena_state_hash(arena), len(arena),
-        zlib.crc32(raw), list(instruments), int(max_firms), dict(engine_options or {}),
+        FORMAT_VERSION, int(seq), int(event_seq), hash_hex or arena_state_hash(arena, auction_state), len(arena),
+        zlib.crc32(raw), list(instruments), int(max_firms), dict(engine_options or {}), auction_state,
     )
     path = Path(directory) / snapshot_name(seq)
     write_file_atomically(path, [*encode_frame(header), raw])

@@ -34,6 +34,7 @@ import numpy as np
 import zmq.auth
 
 from engine.codes import EventKind
+from engine.auction.market import Market
 from engine.exchange import Exchange
 from engine.instruments import NS_PER_HOUR
 from engine.listing import load_listing
@@ -63,7 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if engine.recovery is not None:
             print(f"cx serve: {engine.recovery}", flush=True)
     else:
-        engine = Exchange(instruments, len(config.firms), expected_orders=EXPECTED_ORDERS)
+        engine = Market(Exchange(instruments, len(config.firms), expected_orders=EXPECTED_ORDERS))
     feeds = FeedPublisher(instruments, config.market_data, config.snapshots).bind()
     gateway = Gateway(config, engine)
     if args.journal and engine.recovery is not None:

@@ -68,6 +68,33 @@ class AuctionReject(IntEnum):
     DUPLICATE_ID = 13
     MONEY_OUT_OF_RANGE = 14  # a limit or minimum total above MAX_MONEY
     NO_FEASIBLE_START = 15  # a BlockRequest whose window holds no listed run of hours
+    MALFORMED = 16  # package records not in the form PACKAGE, then ALTERNATIVE/LEG records (docs/auction.md)
+    INVALID_FIELD = 17  # firm, client order id, side or tif outside its allowed values
+    EXPIRE_TIME_IN_PAST = 18  # GTD expire time not after the command time
+    INSTRUMENT_CLOSED = 19  # a leg's delivery hour is past its gate closure
+
+
+AUCTION_REJECT_TEXT = {
+    AuctionReject.UNKNOWN_INSTRUMENT: "no such instrument",
+    AuctionReject.NO_ALTERNATIVES: "a package bid needs at least one alternative",
+    AuctionReject.EMPTY_ALTERNATIVE: "an alternative or block has no legs",
+    AuctionReject.TOO_MANY_ALTERNATIVES: f"more than {MAX_ALTERNATIVES} alternatives",
+    AuctionReject.TOO_MANY_LEGS: f"more than {MAX_LEGS} legs in one alternative",
+    AuctionReject.NON_POSITIVE_QTY: "leg quantity must be positive",
+    AuctionReject.QTY_ABOVE_MAXIMUM: "leg quantity above the instrument's maximum order size",
+    AuctionReject.DUPLICATE_LEG: "the same instrument twice in one alternative",
+    AuctionReject.NON_POSITIVE_LIMIT: "a bid's limit must be positive",
+    AuctionReject.NEGATIVE_MINIMUM: "an offer's minimum total must not be negative",
+    AuctionReject.LIMIT_OFF_TICK: "price is not a multiple of the instrument's price increment",
+    AuctionReject.PRICE_OUT_OF_BAND: "price is outside the instrument's price band",
+    AuctionReject.DUPLICATE_ID: "client order id already used by this firm for a package",
+    AuctionReject.MONEY_OUT_OF_RANGE: "limit or minimum total too large",
+    AuctionReject.NO_FEASIBLE_START: "no listed run of consecutive hours fits the window",
+    AuctionReject.MALFORMED: "package records malformed",
+    AuctionReject.INVALID_FIELD: "a field has a value outside its allowed set",
+    AuctionReject.EXPIRE_TIME_IN_PAST: "GTD expire time is not after the command time",
+    AuctionReject.INSTRUMENT_CLOSED: "a leg's delivery hour is past its gate closure",
+}
 
 
 class Leg(msgspec.Struct, frozen=True):
