@@ -1,8 +1,9 @@
 """``cx positions FIRM --journal DIR`` (or ``--all``): the end-of-day report of what firms traded, from the journal.
 
 The journal is the truth: the report replays it (``engine.sequencer.replay_journal``,
-through a fresh engine, checkpoints verified) and folds every ``Fill`` event
-into a ``Position`` per (firm, instrument): fills, GPU-hours bought and sold,
+through a fresh engine, checkpoints verified) and folds every ``Fill`` event (continuous
+trading, and resting orders filled by the call auction) and every ``PACKAGE_FILL`` (a leg of a
+package the auction accepted) into a ``Position`` per (firm, instrument): fills, GPU-hours bought and sold,
 and the cash paid and received (ticks x GPUs). Firm names are the positions
 in the gateway configuration the venue ran with (``--config``, default the
 built-in one); instruments come from the journal's genesis.
@@ -14,7 +15,8 @@ GPUs to receive and to deliver and the cash; then the firm's totals. Dollars
 and GPUs in human units (``gateway.units``).
 
 Invariants: every trade gives one buyer fill and one seller fill of the same
-quantity and price, so over all firms the net position and the net cash of
+quantity and price, and per instrument an auction's buyers and sellers exchange the same
+GPUs at one price, so over all firms the net position and the net cash of
 each instrument are zero. Cost: the replay (O(commands)) plus O(fills).
 Exit status 2 for an unreadable journal or configuration or an unknown firm.
 """
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.codes import EventKind, Side
+from engine.codes import EventKind, PackageEventKind, Side
 from engine.instruments import Instrument, format_hour
 from engine.journal import JournalError
 from engine.sequencer import replay_journal
@@ -66,7 +68,8 @@ class JournalPositions:
         self.last_seq = result.last_seq
 
     def _fold(self, records: np.ndarray) -> None:
-        fills = records[records["kind"] == EventKind.FILL]
+        kinds = records["kind"]
+        fills = records[(kinds == EventKind.FILL) | (kinds == PackageEventKind.PACKAGE_FILL)]
         for firm, inst, side, price, qty in zip(*(fills[k].tolist() for k in ("firm", "instrument", "side",
                                                                                "price", "qty")), strict=True):
             pos = self.positions[(firm, inst)]
