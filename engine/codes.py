@@ -64,7 +64,7 @@ class PackageEventKind(IntEnum):
     PACKAGE_CANCEL_REJECTED = 19  # reason = RejectReason (UNKNOWN_ORDER, NOT_YOUR_ORDER, INVALID_FIELD)
     PACKAGE_FILL = 20  # one per leg of an accepted package: instrument, price, qty, trade_id, count = alternative
     PACKAGE_UNFILLED = 21  # not accepted in this auction (stays live): reason = Outcome, price = bundle price
-    AUCTION_PRICE = 22  # per cleared instrument: price, qty = volume; status 1 final, 2 indicative
+    AUCTION_PRICE = 22  # per instrument in the auction: price, qty = volume; side 0 final, 1 indicative
     AUCTION_RESULT = 23  # per auction: order_id = auction number, status = AuctionStatus, totals
 
 

@@ -138,7 +138,7 @@ _PADDING = _padding_ranges(COMMAND_DTYPE)
 
 
 def as_command_records(records: np.ndarray) -> np.ndarray:
-    """Check a batch before it is journaled: COMMAND_DTYPE, known kinds.
+    """Check a batch before it is journaled: COMMAND_DTYPE, known kinds, whole packages.
 
     Returns an aligned, writable, C-contiguous array (the same one when it
     already is) whose padding bytes are zero, so the journal holds canonical
@@ -154,6 +154,8 @@ def as_command_records(records: np.ndarray) -> np.ndarray:
         if kinds.min() < 0 or not _KNOWN_KINDS[kinds].all():
             known = {int(k) for k in (*CommandKind, *PackageCommandKind)}
             raise ValueError(f"unknown command kind in {sorted(set(kinds.tolist()) - known)}")
+        if kinds.max() >= PackageCommandKind.PACKAGE:
+            check_packages(records)
         raw = records.view(np.uint8).reshape(len(records), COMMAND_DTYPE.itemsize)
         for a, b in _PADDING:
             raw[:, a:b] = 0
@@ -175,6 +177,33 @@ def event_seq_of(exchange) -> int:
 # ------------------------------------------------------------------ replay
 
 
+def _open_package_at(records: np.ndarray) -> int:
+    """Where the last package of ``records`` starts if its records continue past the end, else len(records)."""
+    heads = np.flatnonzero(records["kind"] == PackageCommandKind.PACKAGE)
+    if len(heads):
+        p = int(heads[-1])
+        if p + 1 + int(records["qty"][p]) > len(records):
+            return p
+    return len(records)
+
+
+def check_packages(records: np.ndarray) -> None:
+    """Raise ValueError unless every package in the batch is whole: a PACKAGE record followed by exactly
+    its ``qty`` ALTERNATIVE/LEG records, and no ALTERNATIVE/LEG record outside a package. Journaled
+    batches hold only whole packages, so the engine's answer to a package never depends on how the
+    journal is cut into calls. O(package records) Python, only for batches that have some."""
+    kinds = records["kind"]
+    body = (kinds == PackageCommandKind.ALTERNATIVE) | (kinds == PackageCommandKind.LEG)
+    covered = 0
+    for p in np.flatnonzero(kinds == PackageCommandKind.PACKAGE).tolist():
+        q = int(records["qty"][p])
+        if q < 0 or p + 1 + q > len(records) or not body[p + 1 : p + 1 + q].all():
+            raise ValueError(f"malformed package at record {p}: {q} ALTERNATIVE/LEG records must follow it")
+        covered += q
+    if covered != int(body.sum()):
+        raise ValueError("ALTERNATIVE/LEG records outside a package")
+
+
 OnCommands = Callable[[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, memoryview]]], None]
 
 
@@ -190,7 +219,9 @@ class Replayer:
     callback) and ``notes``: (position of the first command of a journal
     batch in ``commands``, its note) for each batch with a note that starts
     in this call, in order (a batch cut by the chunk end continues at position
-    0 of the next call, without its note).
+    0 of the next call, without its note). A cut never falls inside a package
+    (its records are held back for the next call; a package larger than the
+    chunk grows the buffer).
     """
 
     def __init__(self, exchange, seq: int = 0, chunk: int = CHUNK,
@@ -213,16 +244,32 @@ class Replayer:
         ``note``: the note of the journal batch that starts with these records (kept for ``on_commands``)."""
         if note and self.on_commands is not None:
             self._notes.append((self._n, note))
-        buf, size = self._buf, len(self._buf)
         i, m = 0, len(records)
         while i < m:
-            take = min(size - self._n, m - i)
-            buf[self._n : self._n + take] = records[i : i + take]
+            take = min(len(self._buf) - self._n, m - i)
+            self._buf[self._n : self._n + take] = records[i : i + take]
             self._n += take
             i += take
-            if self._n == size:
-                self.flush()
+            if self._n == len(self._buf):
+                self._flush_whole_packages()
         self.seq += m
+
+    def _flush_whole_packages(self) -> None:
+        """Flush the full buffer but for a package whose records continue past it (a package's records
+        go to the engine in one call, as they were journaled: see ``check_packages``)."""
+        n = self._n
+        cut = _open_package_at(self._buf[:n])
+        if cut == 0:  # one package fills the whole buffer: make room
+            self._buf = np.concatenate([self._buf, np.empty(len(self._buf), dtype=COMMAND_DTYPE)])
+            return
+        tail = self._buf[cut:n].copy()
+        notes = self._notes
+        self._notes = [(pos, note) for pos, note in notes if pos < cut]
+        self._n = cut
+        self.flush()
+        self._buf[: len(tail)] = tail
+        self._n = len(tail)
+        self._notes = [(pos - cut, note) for pos, note in notes if pos >= cut]
 
     def flush(self) -> None:
         """Process what is buffered."""

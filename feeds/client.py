@@ -27,9 +27,17 @@ the replaced publisher): ignored, and it does not count as the feed being
 alive (``stats["stale_session"]``). A dead feed forgets its session, so the
 next publisher is adopted whatever its id.
 
+The call auction: each ``LocalBook`` keeps the instrument's last final
+(``auction``) and last indicative (``indicative``) ``AuctionPrice``; the
+``AUCTION_SYMBOL`` channel (subscribed when ``symbols`` is None or names it)
+is an ``AuctionTape`` in ``auctions``, synced like a book (seq, gaps,
+snapshot), keeping the last final and last indicative ``AuctionResult``.
+``auction_result()`` and ``auction_prices()`` read them.
+
 Invariant: a synced book equals the publisher's book at the book's seq (L2
-levels from LevelUpdate, L3 queues from the Order* messages, both kept), in
-the session ``session``.
+levels from LevelUpdate, L3 queues from the Order* messages, both kept, and
+its last auction prices), in the session ``session``; a synced tape holds the
+publisher's last auction results at the tape's seq.
 
 ``poll(timeout_ms)`` does all the work in the caller's thread (no threads of
 its own): it reads frames (each an array of one instrument's messages) until
@@ -67,6 +75,8 @@ class LocalBook:
         self.orders: dict[int, list] = {}  # order id -> [side, price, qty]
         self.top: tuple = (0, 0, 0, 0, 0, 0)
         self.last_trade: fp.Trade | None = None
+        self.auction: fp.AuctionPrice | None = None  # the last final auction price
+        self.indicative: fp.AuctionPrice | None = None  # the last indicative auction price
 
     def depth(self, n: int | None = None) -> tuple[list[tuple], list[tuple]]:
         """L2: (price, qty, count) per level, best first, per side. O(levels log levels)."""
@@ -121,21 +131,52 @@ class LocalBook:
             self.last_trade = m
         elif t is fp.InstrumentStatus:
             self.status = m.status
+        elif t is fp.AuctionPrice:
+            if m.indicative:
+                self.indicative = m
+            else:
+                self.auction = m
         self.seq = m.seq
 
 
-def snapshot_books(snap: list) -> dict[str, LocalBook]:
-    """The books of a snapshot reply (its messages but SnapshotEnd), by symbol. O(messages)."""
-    books: dict[str, LocalBook] = {}
+class AuctionTape:
+    """The ``AUCTION_SYMBOL`` channel: its seq and the last final and indicative ``AuctionResult``."""
+
+    symbol = fp.AUCTION_SYMBOL
+
+    def __init__(self, seq: int, result: fp.AuctionResult | None = None, indicative: fp.AuctionResult | None = None):
+        self.seq = seq
+        self.result = result
+        self.indicative = indicative
+
+    def apply(self, m) -> None:
+        """Apply one sequenced message of the channel (its seq already checked). O(1)."""
+        if type(m) is fp.AuctionResult:
+            if m.indicative:
+                self.indicative = m
+            else:
+                self.result = m
+        self.seq = m.seq
+
+
+def snapshot_books(snap: list) -> dict[str, LocalBook | AuctionTape]:
+    """The books of a snapshot reply (its messages but SnapshotEnd), by symbol, and the ``AUCTION_SYMBOL``
+    channel's tape if the reply has it. O(messages)."""
+    books: dict[str, LocalBook | AuctionTape] = {}
     for m in snap:
         t = type(m)
         if t is fp.SnapshotInstrument:
-            books[m.symbol] = LocalBook(m.symbol, m.seq, m.status)
+            b = books[m.symbol] = LocalBook(m.symbol, m.seq, m.status)
+            b.auction, b.indicative = m.auction, m.indicative
+        elif t is fp.SnapshotAuction:
+            books[m.symbol] = AuctionTape(m.seq, m.result, m.indicative)
         elif t is fp.SnapshotLevel:
             books[m.symbol].levels[m.side][m.price] = (m.qty, m.count)
         else:
             books[m.symbol]._add(m.order_id, m.side, m.price, m.qty)
     for b in books.values():
+        if type(b) is AuctionTape:
+            continue
         bids, asks = b.depth(1)
         b.top = (*(bids[0] if bids else (0, 0, 0)), *(asks[0] if asks else (0, 0, 0)))
     return books
@@ -153,6 +194,7 @@ class FeedClient:
         self.on_update = on_update
         self.drop = None  # test hook: drop(msg) -> True discards msg as if lost
         self.books: dict[str, LocalBook] = {}  # synced instruments
+        self.auctions: AuctionTape | None = None  # the AUCTION channel, once synced
         self.pending: dict[str, list] = {}  # instruments waiting for a snapshot -> buffered messages
         self.all_pending = False  # symbols None and no snapshot yet: every instrument is pending
         self.dead = False
@@ -200,12 +242,25 @@ class FeedClient:
 
     @property
     def synced(self) -> bool:
-        """Every wanted instrument has a book and none is waiting for a snapshot."""
+        """Every wanted instrument has a book (the AUCTION channel its tape) and none is waiting for a snapshot."""
         return not self.pending and not self.all_pending and not self.dead and (
-            self.symbols is None or all(s in self.books for s in self.symbols))
+            self.symbols is None or all(self.channel(s) is not None for s in self.symbols))
 
     def book(self, symbol: str) -> LocalBook | None:
         return self.books.get(symbol)
+
+    def channel(self, symbol: str) -> LocalBook | AuctionTape | None:
+        """The synced book of an instrument, or the tape of the AUCTION channel; None while pending."""
+        return self.auctions if symbol == fp.AUCTION_SYMBOL else self.books.get(symbol)
+
+    def auction_result(self, indicative: bool = False) -> fp.AuctionResult | None:
+        """The last (final, or indicative) auction result; None if none yet or the channel is not synced."""
+        tape = self.auctions
+        return None if tape is None else tape.indicative if indicative else tape.result
+
+    def auction_prices(self, indicative: bool = False) -> dict[str, fp.AuctionPrice]:
+        """Per synced instrument its last (final, or indicative) auction price, if it has one. O(instruments)."""
+        return {s: p for s, b in self.books.items() if (p := b.indicative if indicative else b.auction) is not None}
 
     def poll(self, timeout_ms: int = 0, max_msgs: int = 10_000) -> int:
         """Handle what arrives within timeout_ms (frames until max_msgs feed messages); then the timers."""
@@ -249,12 +304,12 @@ class FeedClient:
             self.stats["revived"] += 1
         sym = m.symbol
         buf = self.pending.get(sym)
-        if buf is None and self.all_pending and sym not in self.books:
+        b = self.channel(sym)
+        if buf is None and self.all_pending and b is None:
             buf = self.pending[sym] = []
         if buf is not None:
             buf.append(m)
             return
-        b = self.books.get(sym)
         if b is None:
             if self.symbols is None or sym in self.symbols:
                 self.stats["unknown_instrument"] += 1
@@ -262,7 +317,15 @@ class FeedClient:
             return
         self._live(b, m)
 
-    def _live(self, b: LocalBook, m) -> bool:
+    def _set_channel(self, symbol: str, b: LocalBook | AuctionTape | None) -> None:
+        if symbol == fp.AUCTION_SYMBOL:
+            self.auctions = b
+        elif b is None:
+            self.books.pop(symbol, None)
+        else:
+            self.books[symbol] = b
+
+    def _live(self, b: LocalBook | AuctionTape, m) -> bool:
         """Apply or drop m on synced book b; False (and the instrument pending again) on a gap."""
         if type(m) is fp.Heartbeat:
             if m.seq > b.seq:
@@ -285,7 +348,7 @@ class FeedClient:
 
     def _resync(self, symbols: list[str], buffered: list) -> None:
         for s in symbols:
-            self.books.pop(s, None)
+            self._set_channel(s, None)
             self.pending.setdefault(s, []).extend(buffered)
         self.stats["resyncs"] += 1
         self._request(symbols)
@@ -305,7 +368,10 @@ class FeedClient:
     def _resync_all(self) -> None:
         """Every wanted instrument pending with an empty buffer, no book, one snapshot request for them all."""
         wanted = self.symbols if self.symbols is not None else [*self.books, *self.pending]
+        if self.symbols is None and self.auctions is not None:
+            wanted.append(fp.AUCTION_SYMBOL)
         self.books.clear()
+        self.auctions = None
         self.all_pending = self.symbols is None
         self.pending = {s: [] for s in wanted}
         self._request(self.symbols or [])
@@ -337,11 +403,11 @@ class FeedClient:
         """Install every pending instrument of a snapshot, then replay its buffer past the snapshot's seq."""
         self._last_heard_ns = self.clock()
         got = {sym: b for sym, b in snapshot_books(snap).items()
-               if sym in self.pending or (self.all_pending and sym not in self.books)}
+               if sym in self.pending or (self.all_pending and self.channel(sym) is None)}
         self.all_pending = False
         for sym, b in got.items():
             buffered = self.pending.pop(sym, [])
-            self.books[sym] = b
+            self._set_channel(sym, b)
             self.stats["snapshots_installed"] += 1
             for i, m in enumerate(buffered):
                 if not self._live(b, m):  # a gap: pending again, keep what came after it

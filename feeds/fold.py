@@ -11,11 +11,19 @@
   orders by ``added`` (an order joins at the tail, an in-place reduction keeps
   its place, anything else takes it out of the book);
 * the *incoming* order (the one being matched: ``Accepted``, or a ``Replaced``
-  that lost priority), per instrument seq, status and top of book.
+  that lost priority), per instrument seq, status and top of book;
+* the call auction: per instrument the row of its last final and last
+  indicative ``AuctionPrice``, and the rows of the last final and indicative
+  ``AuctionResult``, for snapshots. A resting order filled by the auction (a
+  ``Fill`` with liquidity AUCTION) is executed like a maker fill. The
+  ``AuctionResult`` channel is the pseudo-instrument ``n`` (one past the last
+  instrument): it has a seq, nothing else. ``PACKAGE_*`` events are private:
+  skipped, never a message.
 ``Fold.run(records)`` folds a batch in one compiled call and returns one
 int64 row per message: ``code`` (position in ``protocol.FEED_CLASSES``),
-instrument, seq, event_seq, ts, then the message's own fields in declaration
-order. The L3 inference is the one described in ``feeds.publisher``.
+instrument (``n`` for an ``AuctionResult``), seq, event_seq, ts, then the
+message's own fields in declaration order. The L3 inference is the one
+described in ``feeds.publisher``.
 
 ``FrameEncoder.encode(rows, session)`` writes the rows as msgpack, one frame
 (a msgpack array of at most ``protocol.MAX_FRAME_MESSAGES`` messages) per run
@@ -36,17 +44,20 @@ import numpy as np
 from numba import njit, types
 from numba.typed import Dict, List
 
-from engine.codes import EventKind, Liquidity
+from engine.codes import EventKind, Liquidity, PackageEventKind
 from engine.records import EVENT_DTYPE
 from feeds import protocol as fp
 
-TOP, LEVEL, ADDED, EXECUTED, REDUCED, DELETED, REPLACED, TRADE, STATUS, HEARTBEAT = range(len(fp.FEED_CLASSES))
+(TOP, LEVEL, ADDED, EXECUTED, REDUCED, DELETED, REPLACED, TRADE, STATUS, HEARTBEAT, AUCTION_PRICE,
+ AUCTION_RESULT) = range(len(fp.FEED_CLASSES))
 assert [c.__name__ for c in fp.FEED_CLASSES] == [
     "TopOfBook", "LevelUpdate", "OrderAdded", "OrderExecuted", "OrderReduced", "OrderDeleted", "OrderReplaced",
-    "Trade", "InstrumentStatus", "Heartbeat"]
+    "Trade", "InstrumentStatus", "Heartbeat", "AuctionPrice", "AuctionResult"]
 HEAD = ("symbol", "session", "seq", "event_seq", "ts")  # the fields every feed message starts with
 ROW = 5 + max(len(c.__struct_fields__) - len(HEAD) for c in fp.FEED_CLASSES)  # code, inst, seq, event_seq, ts, ...
-R_CODE, R_INST = 0, 1  # message row columns (then seq, event_seq, ts, fields)
+R_CODE, R_INST, R_SEQ = 0, 1, 2  # message row columns (then event_seq, ts, fields)
+R_AUCTION, R_INDICATIVE = 5, 6  # AuctionPrice and AuctionResult: auction number, indicative flag
+R_SOLVE_US = 5 + fp.AuctionResult.__struct_fields__.index("solve_us") - len(HEAD)  # AuctionResult's solve time
 KEY, L2Q, L2C, L3Q, L3C = range(5)  # ladder columns
 G_EVENT_SEQ, G_TS, G_FOLD_ERRORS, G_L3_MISMATCH = range(4)  # Fold.g
 I_VALID, I_OID, I_INST, I_SIDE, I_PRICE, I_LEAVES = range(6)  # Fold.incoming
@@ -174,15 +185,27 @@ def _book_level(out, n, seqs, tops, ladders, sizes, orders, inc, g, inst, side, 
 
 
 @njit(cache=True)
-def _fold(ev, seqs, status, tops, ladders, sizes, orders, inc, g, out):
+def _fold(ev, seqs, status, tops, ladders, sizes, orders, inc, g, prices, results, out):
     n = 0
-    n_inst = seqs.shape[0]
+    n_inst = status.shape[0]
     for i in range(ev.shape[0]):
         e = ev[i]
         kind = e.kind
         eseq, ts = e.seq, e.ts
         g[G_EVENT_SEQ], g[G_TS] = eseq, ts
-        if kind == EventKind.REJECTED or kind == EventKind.CANCEL_REJECTED:
+        if (kind == EventKind.REJECTED or kind == EventKind.CANCEL_REJECTED
+                or PackageEventKind.PACKAGE_ACCEPTED <= kind <= PackageEventKind.PACKAGE_UNFILLED):
+            continue  # private
+        indicative = np.int64(e.side)
+        if kind == PackageEventKind.AUCTION_RESULT:
+            if indicative != 0 and indicative != 1:
+                g[G_FOLD_ERRORS] += 1
+                continue
+            n = _emit(out, n, seqs, AUCTION_RESULT, n_inst, eseq, ts, e.order_id, indicative, e.status, e.price,
+                      e.qty, e.leaves)
+            row = out[n - 1]
+            row[11], row[12], row[13], row[R_SOLVE_US] = e.cum, e.trade_id, e.count, 0  # solve_us: the venue's
+            results[indicative] = row
             continue
         inst = np.int64(e.instrument)
         if inst < 0 or inst >= n_inst:
@@ -196,7 +219,7 @@ def _fold(ev, seqs, status, tops, ladders, sizes, orders, inc, g, out):
             inc[I_VALID], inc[I_OID], inc[I_INST], inc[I_SIDE], inc[I_PRICE], inc[I_LEAVES] = (
                 1, oid, inst, e.side, e.price, e.qty)
         elif kind == EventKind.FILL:
-            if e.liquidity == Liquidity.MAKER:
+            if e.liquidity == Liquidity.MAKER or e.liquidity == Liquidity.AUCTION:  # a resting order executed
                 if oid not in orders:
                     g[G_FOLD_ERRORS] += 1
                     continue
@@ -239,6 +262,12 @@ def _fold(ev, seqs, status, tops, ladders, sizes, orders, inc, g, out):
         elif kind == EventKind.INSTRUMENT_STATUS:
             status[inst] = e.status
             n = _emit(out, n, seqs, STATUS, inst, eseq, ts, e.status, 0, 0, 0, 0, 0)
+        elif kind == PackageEventKind.AUCTION_PRICE:
+            if indicative != 0 and indicative != 1:
+                g[G_FOLD_ERRORS] += 1
+                continue
+            n = _emit(out, n, seqs, AUCTION_PRICE, inst, eseq, ts, oid, indicative, e.price, e.qty, 0, 0)
+            prices[inst, indicative] = out[n - 1]
     return n
 
 
@@ -263,7 +292,7 @@ class Fold:
     """The feed's books of ``n`` instruments and the compiled fold over them."""
 
     def __init__(self, n: int):
-        self.seqs = np.zeros(n, np.int64)  # last seq published, per instrument
+        self.seqs = np.zeros(n + 1, np.int64)  # last seq published, per instrument, then of the AUCTION channel
         self.status = np.full(n, -1, np.int64)  # -1: no InstrumentStatusChanged seen yet
         self.tops = np.zeros((n, 6), np.int64)
         self.ladders = _new_ladders(2 * n, LADDER_CAPACITY)  # row 2 * instrument + side
@@ -271,6 +300,8 @@ class Fold:
         self.orders = Dict.empty(types.int64, _ORDER)
         self.incoming = np.zeros(6, np.int64)
         self.g = np.zeros(4, np.int64)
+        self.prices = np.zeros((n, 2, ROW), np.int64)  # last AuctionPrice row per instrument, final / indicative
+        self.results = np.zeros((2, ROW), np.int64)  # last AuctionResult row, final / indicative (seq 0: none)
         self._out = np.zeros((1024, ROW), np.int64)
         self.run(np.zeros(0, EVENT_DTYPE))  # compile (or load from numba's cache) now, not on the first batch
 
@@ -280,7 +311,7 @@ class Fold:
         if len(self._out) < 3 * len(records):  # at most 3 messages per event (OrderAdded, LevelUpdate, TopOfBook)
             self._out = np.zeros((6 * len(records), ROW), np.int64)
         n = _fold(records, self.seqs, self.status, self.tops, self.ladders, self.sizes, self.orders, self.incoming,
-                  self.g, self._out)
+                  self.g, self.prices, self.results, self._out)
         return self._out[:n]
 
     def levels(self, instrument: int, side: int) -> list[tuple[int, int, int]]:
@@ -293,11 +324,17 @@ class Fold:
     def resting(self, instruments) -> np.ndarray:
         """The resting orders of those instruments as rows (order id, instrument, side, price, leaves),
         sorted by instrument, side, level (best first) and queue position. O(all resting orders)."""
-        wanted = np.zeros(len(self.seqs), np.bool_)
+        wanted = np.zeros(len(self.status), np.bool_)
         wanted[list(instruments)] = True
         o = _resting(self.orders, wanted)
         priority = np.where(o[:, 2] == 0, -o[:, 3], o[:, 3])
         return o[np.lexsort((o[:, 5], priority, o[:, 2], o[:, 1])), :5]
+
+
+def row_message(row, symbol: str, session: int):
+    """The feed message (a ``feeds.protocol`` Struct) of one message row. O(fields)."""
+    cls = fp.FEED_CLASSES[int(row[R_CODE])]
+    return cls(symbol, session, *(int(v) for v in row[R_SEQ: R_SEQ + len(cls.__struct_fields__) - 2]))
 
 
 # ------------------------------------------------------------------ encoding
@@ -386,8 +423,10 @@ class FrameEncoder:
         prefixes, keys = [], []  # per class: map header, tag key and value, "symbol"; the integer fields' keys
         for cls in fp.FEED_CLASSES:
             fields, config = cls.__struct_fields__, cls.__struct_config__
-            assert fields[: len(HEAD)] == HEAD and not config.array_like and len(fields) < 15, cls  # a fixmap
-            prefixes.append(bytes([0x80 | (len(fields) + 1)]) + enc(config.tag_field) + enc(config.tag) + enc("symbol"))
+            assert fields[: len(HEAD)] == HEAD and not config.array_like, cls
+            entries = len(fields) + 1  # a fixmap up to 15 entries, then a map16 (as msgspec writes them)
+            header = bytes([0x80 | entries]) if entries < 16 else b"\xde" + entries.to_bytes(2, "big")
+            prefixes.append(header + enc(config.tag_field) + enc(config.tag) + enc("symbol"))
             keys.append([enc(name) for name in fields[1:]])
         parts = prefixes + [enc(s) for s in symbols] + [k for ks in keys for k in ks]
         ends = np.cumsum([len(p) for p in parts], dtype=np.int64)

@@ -5,21 +5,35 @@ msgspec Structs tagged by class name in ``type`` and encoded with msgpack.
 
 Transport:
 * incremental feed: a ZeroMQ PUB socket; each ZeroMQ message is two frames,
-  the topic (the instrument's symbol, UTF-8) then a msgpack array of up to
-  ``MAX_FRAME_MESSAGES`` messages of that instrument, in seq order (the
-  publisher packs what one batch of engine events produced). Subscribers
-  filter with ZeroMQ prefix subscriptions on the symbol: ``b""`` everything,
-  ``b"H100.US-EAST."`` one product and region, a whole symbol one instrument.
-  A frame is delivered or lost whole;
+  the topic (the instrument's symbol, or ``AUCTION_SYMBOL``, UTF-8) then a
+  msgpack array of up to ``MAX_FRAME_MESSAGES`` messages of that instrument
+  (or of the auction channel), in seq order (the publisher packs what one
+  batch of engine events produced). Subscribers filter with ZeroMQ prefix
+  subscriptions on the symbol: ``b""`` everything, ``b"H100.US-EAST."`` one
+  product and region, a whole symbol one instrument, ``b"AUCTION"`` the
+  auction results. A frame is delivered or lost whole;
 * snapshot service: a ROUTER; the client (DEALER) sends one ``SnapshotRequest``,
   the reply is one or more frames, each a msgpack array of snapshot messages,
   the last holding ``SnapshotEnd`` with the request's ``request_id``.
 
 Messages: L1 ``TopOfBook``; L2 ``LevelUpdate``; L3 ``OrderAdded``,
 ``OrderExecuted``, ``OrderReduced``, ``OrderDeleted``, ``OrderReplaced``;
-``Trade``; ``InstrumentStatus``; ``Heartbeat``. Every one goes to every
-subscriber of its instrument; one that wants only some kinds filters them
-after decoding.
+``Trade``; ``InstrumentStatus``; ``AuctionPrice``; ``Heartbeat``. Every one
+goes to every subscriber of its instrument; one that wants only some kinds
+filters them after decoding.
+
+The call auction (docs/auction.md): each run publishes, in event order, the
+``OrderExecuted`` (and ``LevelUpdate``, ``TopOfBook``) of every resting order
+it filled (no ``Trade``: the auction's volume is in ``AuctionPrice``), one
+``AuctionPrice`` per instrument on the instrument's topic, then one
+``AuctionResult`` on the reserved topic ``AUCTION_SYMBOL`` ("AUCTION", no
+instrument's symbol starts with it), a channel sequenced like an instrument
+(its own ``seq``, heartbeats, a ``SnapshotAuction`` in snapshots). An
+indicative run (during collection, nothing filled) publishes the same two
+kinds with ``indicative`` 1. The packages, their fills and outcomes are
+private: never on the feed. Within one batch the frames of the instruments
+precede the AUCTION frame, so a subscriber to everything has an auction's
+prices when its result arrives.
 
 Sequencing (after CME MDP 3.0): every message but the snapshot's end carries
 the instrument ``symbol``, the publisher ``session``, ``seq`` (per instrument,
@@ -28,7 +42,10 @@ event it derives from) and ``ts`` (the engine's time of that event, ns UTC).
 ``Heartbeat`` is not sequenced: its ``seq`` is the instrument's last published
 seq, so a subscriber that lost the tail of a burst still notices. Snapshot
 messages carry the seq the snapshot reflects: the client drops incremental
-messages with ``seq <= snapshot seq`` and applies the rest.
+messages with ``seq <= snapshot seq`` and applies the rest. A snapshot
+carries each instrument's last final and last indicative ``AuctionPrice``
+and, when asked for every instrument or for ``AUCTION_SYMBOL``, the last
+``AuctionResult`` of each kind, so a late joiner knows the last auction.
 
 Sessions (publisher restarts): seqs are only comparable within one
 ``session``, the id a publisher stamps on everything it sends, by default its
@@ -65,7 +82,10 @@ module by a test.
 
 Prices are integer ticks, quantities integer GPUs, enumerations the integers
 of ``engine.codes`` (Side; ``status`` fields hold ``engine.codes.InstrumentStatus`` values, plain
-integers here so the schema's names stay unique). Encoding is O(message size).
+integers here so the schema's names stay unique; ``AuctionResult.status`` holds
+``engine.auction.clearing.AuctionStatus``). Every field of a feed message but
+``symbol`` is an integer (flags are 0 / 1), which the compiled encoder relies on. Encoding is
+O(message size).
 """
 
 from __future__ import annotations
@@ -169,6 +189,33 @@ class InstrumentStatus(_Sequenced, frozen=True):
     status: int  # engine.codes.InstrumentStatus: PRE_OPEN 0, OPEN 1, HALTED 2, CLOSED 3
 
 
+# --------------------------------------------------------------- the auction
+
+
+class AuctionPrice(_Sequenced, frozen=True):
+    """The call auction's uniform price of this instrument, and the GPUs it traded there."""
+
+    auction: int  # the auction number
+    indicative: int  # 0: final (the fills happened); 1: indicative (during collection, nothing filled)
+    price: int
+    qty: int  # volume: GPUs bought = GPUs sold at this price (0: nothing traded here)
+
+
+class AuctionResult(_Sequenced, frozen=True):
+    """One auction's outcome; ``symbol`` is ``AUCTION_SYMBOL``, ``seq`` that channel's."""
+
+    auction: int
+    indicative: int  # 0 final, 1 indicative
+    status: int  # engine.auction.clearing.AuctionStatus: 1 proven optimal within the gap, 2 feasible
+    surplus: int  # total surplus, ticks x GPU-hours
+    accepted: int  # packages accepted
+    not_accepted: int  # live packages not accepted (they stay for the next auction)
+    paradoxically_rejected: int  # packages rejected although their limit beats the prices
+    ir_cost: int  # surplus lost to individual rationality (ticks x GPU-hours)
+    gap_ppm: int  # the MIP relative gap asked for, parts per million
+    solve_us: int  # the venue's wall time for the clearing, microseconds (0: not known, e.g. a replay)
+
+
 class Heartbeat(_Sequenced, frozen=True):
     """Unsequenced: ``seq`` is the instrument's last published seq; sent about once per second."""
 
@@ -178,7 +225,7 @@ class Heartbeat(_Sequenced, frozen=True):
 
 class SnapshotRequest(_Message, frozen=True):
     request_id: int
-    symbols: list[str] = []  # []: every instrument
+    symbols: list[str] = []  # []: every instrument and the AUCTION channel; AUCTION_SYMBOL may be named
 
 
 class SnapshotInstrument(_Sequenced, frozen=True):
@@ -188,6 +235,15 @@ class SnapshotInstrument(_Sequenced, frozen=True):
     bid_levels: int
     ask_levels: int
     orders: int
+    auction: AuctionPrice | None = None  # the last final auction price (None: no auction yet)
+    indicative: AuctionPrice | None = None  # the last indicative price
+
+
+class SnapshotAuction(_Sequenced, frozen=True):
+    """The ``AUCTION_SYMBOL`` channel at ``seq``: its last results (None: none yet)."""
+
+    result: AuctionResult | None = None  # the last final auction
+    indicative: AuctionResult | None = None  # the last indicative run
 
 
 class SnapshotLevel(_Sequenced, frozen=True):
@@ -217,12 +273,13 @@ class SnapshotEnd(_Message, frozen=True):
 
 FeedMessage = (
     TopOfBook | LevelUpdate | OrderAdded | OrderExecuted | OrderReduced | OrderDeleted | OrderReplaced | Trade
-    | InstrumentStatus | Heartbeat
+    | InstrumentStatus | Heartbeat | AuctionPrice | AuctionResult
 )
-SnapshotMessage = SnapshotInstrument | SnapshotLevel | SnapshotOrder | SnapshotEnd
+SnapshotMessage = SnapshotInstrument | SnapshotLevel | SnapshotOrder | SnapshotAuction | SnapshotEnd
 
 FEED_CLASSES = (TopOfBook, LevelUpdate, OrderAdded, OrderExecuted, OrderReduced, OrderDeleted, OrderReplaced, Trade,
-                InstrumentStatus, Heartbeat)  # position = the publisher's message code (feeds.fold)
+                InstrumentStatus, Heartbeat, AuctionPrice, AuctionResult)  # position = the message code (feeds.fold)
+AUCTION_SYMBOL = "AUCTION"  # topic and symbol of AuctionResult (and of its heartbeats and SnapshotAuction)
 MAX_FRAME_MESSAGES = 128  # feed messages per PUB frame at most
 
 encoder = msgspec.msgpack.Encoder()
@@ -243,7 +300,8 @@ def json_schema() -> dict:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "compute-exchange market data",
-        "description": "msgpack; PUB: two frames [b'symbol', array of that instrument's messages in seq order]; "
+        "description": "msgpack; PUB: two frames [b'symbol', array of that instrument's messages in seq order] "
+                       "(topic AUCTION: auction results); "
                        "snapshot: ROUTER, request then frames of message arrays ending with SnapshotEnd; a newer "
                        "session (publisher restart) invalidates every book; see feeds/protocol.py",
         "feed": feed,

@@ -36,6 +36,15 @@ never saw is counted in ``stats["fold_errors"]`` and skipped, and an
 instrument's status before its first ``InstrumentStatusChanged`` is inferred
 from ``open_ns`` and the clock.
 
+The call auction: the publisher folds the auction's events like any others
+(``feeds.protocol`` lists what it publishes; the private ``PACKAGE_*`` events
+are dropped in the fold). The engine has no clock, so an ``AuctionResult``'s
+``solve_us`` comes from the venue: ``auction_solve_us(auction, indicative)``,
+if given, is called (in ``on_events``' thread, under the lock) once per
+auction result and returns the clearing's wall time in microseconds (0 when
+unknown, e.g. during a journal replay). The ``AUCTION_SYMBOL`` channel is
+sequenced, heartbeated and snapshotted like an instrument.
+
 Threads: ``on_events`` runs in the caller's thread (the gateway loop);
 ``poll(timeout_ms)`` serves snapshot requests and sends heartbeats (at most one
 per instrument per ``heartbeat_ns`` of ``clock``) and runs in the owner's
@@ -64,7 +73,23 @@ import zmq
 
 from engine.codes import InstrumentStatus
 from feeds import protocol as fp
-from feeds.fold import G_EVENT_SEQ, G_FOLD_ERRORS, G_L3_MISMATCH, G_TS, HEARTBEAT, ROW, Fold, FrameEncoder
+from feeds.fold import (
+    AUCTION_RESULT,
+    G_EVENT_SEQ,
+    G_FOLD_ERRORS,
+    G_L3_MISMATCH,
+    G_TS,
+    HEARTBEAT,
+    R_AUCTION,
+    R_CODE,
+    R_INDICATIVE,
+    R_SEQ,
+    R_SOLVE_US,
+    ROW,
+    Fold,
+    FrameEncoder,
+    row_message,
+)
 
 log = logging.getLogger("cx.feeds")
 
@@ -78,16 +103,18 @@ class FeedPublisher:
     def __init__(self, instruments, endpoint: str = "tcp://127.0.0.1:5556",
                  snapshot_endpoint: str = "tcp://127.0.0.1:5557", clock=time.time_ns,
                  heartbeat_ns: int = 10**9, sndhwm: int = 2000, ctx: zmq.Context | None = None,
-                 session: int | None = None):
+                 session: int | None = None, auction_solve_us=None):
         """``instruments``: the engine's instrument list (ids = positions). Endpoints may use port ``*``.
 
         ``sndhwm``: frames queued per subscriber before PUB drops (a frame holds up to
         ``protocol.MAX_FRAME_MESSAGES`` messages). ``session``: the id in every message, by default the
-        wall-clock time of construction in ns (a restarted publisher must get a larger one)."""
+        wall-clock time of construction in ns (a restarted publisher must get a larger one).
+        ``auction_solve_us(auction, indicative) -> int``: the venue's solve time of an auction (module docstring)."""
         self.symbols = [ins.symbol for ins in instruments]
         self.instrument_of = {s: i for i, s in enumerate(self.symbols)}
         self._open_ns = [ins.open_ns for ins in instruments]
-        self._topics = [fp.topic(s) for s in self.symbols]
+        self._topics = [fp.topic(s) for s in (*self.symbols, fp.AUCTION_SYMBOL)]  # channel ids: instruments, AUCTION
+        self.auction_solve_us = auction_solve_us
         self.session = time.time_ns() if session is None else session
         self.endpoint_requested, self.snapshot_endpoint_requested = endpoint, snapshot_endpoint
         self.endpoint = self.snapshot_endpoint = ""
@@ -96,7 +123,7 @@ class FeedPublisher:
         self.sndhwm = sndhwm
         self.stats: Counter[str] = Counter()
         self._fold = Fold(len(self.symbols))
-        self._encoder = FrameEncoder(self.symbols)
+        self._encoder = FrameEncoder([*self.symbols, fp.AUCTION_SYMBOL])
         self._last_heartbeat_ns: int | None = None
         self._lock = threading.Lock()
         self._own_ctx = ctx is None
@@ -117,8 +144,8 @@ class FeedPublisher:
         return int(self._fold.g[G_TS])
 
     def seq(self, symbol: str) -> int:
-        """The instrument's last published seq."""
-        return int(self._fold.seqs[self.instrument_of[symbol]])
+        """The instrument's (or the AUCTION channel's) last published seq."""
+        return int(self._fold.seqs[-1 if symbol == fp.AUCTION_SYMBOL else self.instrument_of[symbol]])
 
     # ------------------------------------------------------------ lifecycle
 
@@ -172,6 +199,8 @@ class FeedPublisher:
         with self._lock:
             before = self._fold.g[[G_FOLD_ERRORS, G_L3_MISMATCH]]
             rows = self._fold.run(records)
+            if self.auction_solve_us is not None:
+                self._solve_times(rows)
             if len(rows):
                 self.published += self._send_rows(rows)
             errors, mismatches = self._fold.g[[G_FOLD_ERRORS, G_L3_MISMATCH]] - before
@@ -180,6 +209,15 @@ class FeedPublisher:
             self.stats["l3_mismatch"] += int(mismatches)
             log.warning("feed fold: %d events about unknown orders or levels skipped, %d BookLevels that disagree "
                         "with L3, in the batch ending at event %d", errors, mismatches, self.last_event_seq)
+
+    def _solve_times(self, rows: np.ndarray) -> None:
+        """Stamp each AuctionResult row (and the fold's copy of the last one) with the venue's solve time."""
+        for k in np.flatnonzero(rows[:, R_CODE] == AUCTION_RESULT).tolist():
+            row = rows[k]
+            row[R_SOLVE_US] = self.auction_solve_us(int(row[R_AUCTION]), int(row[R_INDICATIVE]))
+            last = self._fold.results[row[R_INDICATIVE]]
+            if last[R_SEQ] == row[R_SEQ]:
+                last[R_SOLVE_US] = row[R_SOLVE_US]
 
     def _send_rows(self, rows: np.ndarray) -> int:
         """Encode message rows into frames and send each, never blocking (PUB drops for a full subscriber).
@@ -232,7 +270,8 @@ class FeedPublisher:
         return served
 
     def snapshot(self, request: fp.SnapshotRequest) -> list:
-        """The reply to a request: per instrument SnapshotInstrument, its levels, its orders; then SnapshotEnd.
+        """The reply to a request: per instrument SnapshotInstrument, its levels, its orders; the SnapshotAuction
+        if every instrument or ``AUCTION_SYMBOL`` was asked for; then SnapshotEnd.
 
         O(levels of the requested instruments + all resting orders)."""
         now = self.clock()
@@ -250,14 +289,23 @@ class FeedPublisher:
                 status = int(fold.status[inst])
                 if status < 0:  # no InstrumentStatusChanged yet: from the listing and the clock
                     status = InstrumentStatus.PRE_OPEN if now < self._open_ns[inst] else InstrumentStatus.OPEN
-                out.append(fp.SnapshotInstrument(*head, status, len(bids), len(asks), len(orders[inst])))
+                final, indicative = (self._last(fold.prices[inst, k], head[0]) for k in (0, 1))
+                out.append(fp.SnapshotInstrument(*head, status, len(bids), len(asks), len(orders[inst]), final,
+                                                 indicative))
                 for side, levels in ((0, bids), (1, asks)):
                     out.extend(fp.SnapshotLevel(*head, side, *level) for level in levels)
                 out.extend(fp.SnapshotOrder(*head, *o) for o in orders[inst])
-            unknown = [s for s in wanted if s not in self.instrument_of]
+            if not request.symbols or fp.AUCTION_SYMBOL in request.symbols:
+                out.append(fp.SnapshotAuction(fp.AUCTION_SYMBOL, self.session, int(fold.seqs[-1]), self.last_event_seq,
+                                              self.last_ts, *(self._last(r, fp.AUCTION_SYMBOL) for r in fold.results)))
+            unknown = [s for s in wanted if s not in self.instrument_of and s != fp.AUCTION_SYMBOL]
             out.append(fp.SnapshotEnd(request.request_id, self.session, self.last_event_seq, self.last_ts,
                                       len(found), unknown))
         return out
+
+    def _last(self, row: np.ndarray, symbol: str):
+        """The message of a kept row (the fold's last auction price or result); None if there is none yet."""
+        return row_message(row, symbol, self.session) if row[R_SEQ] else None
 
     def _serve(self, frames: list[bytes]) -> None:
         rid = frames[0]

@@ -11,17 +11,25 @@ Pieces:
     ``ticks * unit / 10**decimals``) and the listed instruments (parsed
     symbols, delivery start in ms); sent when the set of instruments changes;
   - ``Book``: one instrument's top ``levels`` levels per side (price ticks,
-    GPUs, orders), status, seq, and the bridge's trade statistics (last trade,
-    volume, trade count since the bridge started); sent when it changed;
-  - every applied feed message whose type is not in ``SKIP`` (the L1/L2/L3
-    book messages, which ``Book`` summarises, and heartbeats), forwarded
-    generically as ``msgspec.to_builtins`` (``type`` = the class name): today
-    ``Trade`` and ``InstrumentStatus``; a message type added to the feed later
-    (e.g. auction results) reaches the page without a change here;
+    GPUs, orders), status, seq, the bridge's trade statistics (last trade,
+    volume, trade count since the bridge started) and the last final and
+    indicative auction prices (``auction``, ``indicative``: {auction, price,
+    qty} or null, from the feed, snapshots included); sent when it changed;
+  - ``AuctionResult``: the feed's message as ``msgspec.to_builtins``, sent
+    when the FeedClient's last final or indicative result changes (live, or
+    from a snapshot after a late start or a resync);
+  - every other applied feed message whose type is not in ``SKIP`` (the
+    L1/L2/L3 book messages and auction prices, which ``Book`` summarises,
+    results, heartbeats), forwarded generically as ``msgspec.to_builtins``
+    (``type`` = the class name): today ``Trade`` and ``InstrumentStatus``; a
+    message type added to the feed later reaches the page without a change
+    here;
   - anything given to ``publish(dict)`` (thread-safe), for sources other than
-    the feed (e.g. an auction service).
-  ``state()`` is a ``State`` message: Meta, every non-empty Book, the last
-  ``recent`` forwarded messages, and the batch id it reflects.
+    the feed.
+  ``state()`` is a ``State`` message: Meta, every non-empty Book (levels, a
+  trade or an auction price), the last final and indicative AuctionResult
+  (``auctions``: [final, indicative], null if none), the last ``recent``
+  other forwarded messages, and the batch id it reflects.
 * The HTTP server (``http.server.ThreadingHTTPServer``, standard library only)
   binds 127.0.0.1 and answers only requests whose Host header names loopback
   (no DNS rebinding): ``/`` the page (``feeds/web_static/index.html``, no
@@ -35,10 +43,12 @@ The page (one file, vanilla JS and CSS, no external fetch) keeps the last
 Book per instrument and the last 100 trades, and draws: the depth ladder of
 the instrument chosen in its selector (or ``#SYMBOL`` in the URL), the forward
 curve (one SVG chart per accelerator: per delivery hour the last trade, else
-the mid quote, with the bid-ask range; one line per region x class), the
-recent trades and the last auction. Each message type has a function in its
-``RENDER`` table; a type without one whose name contains "auction" is shown by
-``drawAuction`` (until the call auction publishes, "no auction yet"). It uses
+the mid quote, with the bid-ask range; one line per region x class; the last
+auction's clearing prices as squares), the recent trades and the last auction
+(its summary and allocation: clearing price and volume per instrument, grouped
+by accelerator and delivery hour; the indicative prices of the next auction
+while it collects). Each message type has a function in its ``RENDER`` table;
+other types are only counted. It uses
 SSE, or long polling with ``?transport=poll`` (headless tests: an open SSE
 stream stops Chromium's virtual time). Prices show in dollars per GPU-hour,
 exactly (integer arithmetic on ticks), quantities in GPUs.
@@ -49,7 +59,9 @@ cut to ``levels``) within ``flush_s`` of the FeedClient applying it; a client
 too slow for the ring gets a new State (never a silently partial history).
 While an instrument resyncs (gap, dead feed) its last Book stays shown.
 Trades are those seen since the bridge started: snapshots carry books, not
-trades, so a bridge started late shows no earlier trades or last prices.
+trades, so a bridge started late shows no earlier trades or last prices; they
+do carry the last auction's prices and results, so the auction panel is
+complete after any start or resync.
 
 Costs: per feed message O(1) (plus JSON for forwarded ones); per flush
 O(changed instruments x levels log levels), and O(instruments x levels log
@@ -84,7 +96,7 @@ from feeds.client import FeedClient
 log = logging.getLogger("cx.web")
 
 SKIP = frozenset({fp.TopOfBook, fp.LevelUpdate, fp.OrderAdded, fp.OrderExecuted, fp.OrderReduced, fp.OrderDeleted,
-                  fp.OrderReplaced, fp.Heartbeat})
+                  fp.OrderReplaced, fp.Heartbeat, fp.AuctionPrice, fp.AuctionResult})
 MAX_STREAMS = 32  # concurrent /api/events and /api/poll requests
 MAX_WAIT_S = 30.0  # longest long poll
 
@@ -121,10 +133,12 @@ class WebBridge:
         self._meta: dict | None = None
         self._books: dict[str, dict] = {}  # symbol -> last Book message sent
         self._recent: deque[dict] = deque(maxlen=recent)  # forwarded messages, oldest first
+        self._auctions: list[dict | None] = [None, None]  # the last AuctionResult sent: final, indicative
         # feed thread only:
         self._out: list[dict] = []
         self._dirty: set[str] = set()
         self._trades: dict[str, list] = {}  # symbol -> [last price, last qty, last ts, volume, trades]
+        self._results: list[fp.AuctionResult | None] = [None, None]  # the FeedClient's, as of the last flush
         self._installed = 0
         self._synced = False  # the FeedClient's synced, as of the last flush
         self._stop = threading.Event()
@@ -191,7 +205,8 @@ class WebBridge:
         return {"type": "Book", "symbol": b.symbol, "seq": b.seq, "status": b.status,
                 "bids": [list(x) for x in bids[: self.levels]], "asks": [list(x) for x in asks[: self.levels]],
                 "bid_levels": len(bids), "ask_levels": len(asks),
-                "last": s[:3] if s else None, "volume": s[3] if s else 0, "trades": s[4] if s else 0}
+                "last": s[:3] if s else None, "volume": s[3] if s else 0, "trades": s[4] if s else 0,
+                "auction": _auction_price(b.auction), "indicative": _auction_price(b.indicative)}
 
     def _meta_message(self, symbols) -> dict:
         """The instruments in listing order (the snapshot's), products before hours."""
@@ -226,6 +241,10 @@ class WebBridge:
                     out.append(m)
         self._dirty.clear()
         self._synced = c.synced
+        for k, r in enumerate((c.auction_result(), c.auction_result(indicative=True))):
+            if r is not None and r != self._results[k]:
+                out.append(msgspec.to_builtins(r))
+            self._results[k] = r
         out.extend(self._out)
         self._out = []
         if out:
@@ -248,6 +267,8 @@ class WebBridge:
                     self._meta = m
                 elif t == "Book":
                     self._books[m["symbol"]] = m
+                elif t == "AuctionResult":
+                    self._auctions[m["indicative"]] = m
                 else:
                     self._recent.append(m)
             self._batch_id += 1
@@ -257,9 +278,11 @@ class WebBridge:
     def state(self) -> dict:
         """Everything a new browser needs, and the id of the last batch it reflects."""
         with self._cond:
-            books = [b for b in self._books.values() if b["bids"] or b["asks"] or b["last"]]
+            books = [b for b in self._books.values()
+                     if b["bids"] or b["asks"] or b["last"] or b["auction"] or b["indicative"]]
             return {"type": "State", "id": self._batch_id, "meta": self._meta, "books": books,
-                    "recent": list(self._recent), "synced": self._synced and self._meta is not None,
+                    "auctions": list(self._auctions), "recent": list(self._recent),
+                    "synced": self._synced and self._meta is not None,
                     "error": repr(self.error) if self.error else None}
 
     def batches_after(self, after: int, wait_s: float) -> list[tuple[int, bytes]] | None:
@@ -274,6 +297,10 @@ class WebBridge:
             if after > self._batch_id or (self._batch_id > after and (not self._ring or self._ring[0][0] > after + 1)):
                 return None  # an id from another server run, or older than the ring
             return [(i, d) for i, d in self._ring if i > after]
+
+
+def _auction_price(m: fp.AuctionPrice | None) -> dict | None:
+    return None if m is None else {"auction": m.auction, "price": m.price, "qty": m.qty}
 
 
 # ------------------------------------------------------------------ HTTP

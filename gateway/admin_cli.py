@@ -1,5 +1,5 @@
 """Operator commands over the gateway's admin socket: ``cx admin halt|resume SYMBOL``, ``cx admin kill|release
-FIRM`` and ``cx status``.
+FIRM``, ``cx admin auction now|indicative`` and ``cx status``.
 
 Each command sends one ``AdminRequest`` (``gateway.admin_protocol``) from a
 DEALER to the admin endpoint (loopback only; default tcp://127.0.0.1:5558)
@@ -11,6 +11,12 @@ never hangs on a venue that is not there.
 trades, the journal's position). With ``--interval S`` > 0 it asks twice, S
 seconds apart, and adds the rates (messages, commands and trades per second)
 over that interval.
+
+``cx admin auction now`` runs one call auction at once (``indicative``: prices
+only, nothing filled) and prints its summary: number, status, packages
+accepted and not, surplus, and the price and volume of every instrument that
+traded (the answer comes once the auction has cleared: the solver's time
+limit, 2 s by default, is within the default ``--timeout``).
 
 Exit status: 0 done, 1 refused by the venue (unknown symbol or firm, an
 instrument that is not open), 2 bad usage or no answer. Cost: one round trip
@@ -26,7 +32,7 @@ import time
 import zmq
 
 from gateway.admin_protocol import AdminReply, AdminRequest, VenueStatus, admin_encoder, reply_decoder
-from gateway.units import format_qty, format_ts
+from gateway.units import format_price, format_qty, format_ts
 
 DEFAULT_ADMIN = "tcp://127.0.0.1:5558"
 HALTED_SHOWN = 8  # halted symbols listed by name at most
@@ -70,7 +76,8 @@ def format_status(st: VenueStatus, per_second: dict[str, float] | None = None) -
         more = f" and {len(st.halted) - HALTED_SHOWN} more" if len(st.halted) > HALTED_SHOWN else ""
         lines.append(f"  halted       {', '.join(st.halted[:HALTED_SHOWN])}{more}")
     lines.append(f"  firms        {len(st.firms)} configured; suspended: {', '.join(st.suspended) or 'none'}")
-    lines.append(f"  sessions     {st.sessions} ({st.connected} connected), {st.live_orders} live orders")
+    lines.append(f"  sessions     {st.sessions} ({st.connected} connected), {st.live_orders} live orders, "
+                 f"{st.live_packages} live packages")
     trades = (f"{st.stats['trades']:,} trades ({format_qty(st.stats.get('traded_qty', 0))} GPU-h)"
               if "trades" in st.stats else "trades not counted by this gateway")
     lines.append(f"  traffic      {st.stats.get('frames', 0):,} messages in, {st.stats.get('commands', 0):,} "
@@ -82,13 +89,20 @@ def format_status(st: VenueStatus, per_second: dict[str, float] | None = None) -
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
-    target = {"symbol": args.target} if args.action in ("halt", "resume") else {"firm": args.target}
+    if args.action == "auction":
+        target = {"indicative": args.target == "indicative"}
+    else:
+        target = {"symbol": args.target} if args.action in ("halt", "resume") else {"firm": args.target}
     try:
         reply = admin_request(args.admin, AdminRequest(args.action, **target), args.timeout)
     except AdminUnreachable as exc:
         print(f"cx admin: {exc}", file=sys.stderr)
         return 2
     print(reply.text, file=sys.stdout if reply.ok else sys.stderr)
+    if reply.auction is not None and reply.auction.traded:
+        width = max(len(s) for s, _, _ in reply.auction.traded)
+        for symbol, price, volume in reply.auction.traded:
+            print(f"  {symbol:<{width}} {format_price(price):>9} {format_qty(volume):>7} GPUs")
     return 0 if reply.ok else 1
 
 
@@ -129,6 +143,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         a.add_argument("target", metavar=target)
         _admin_options(a)
         a.set_defaults(func=cmd_admin)
+    a = actions.add_parser("auction", help="run one call auction now (or indicative prices only)",
+                           description="Run one call auction now and print its result.")
+    a.add_argument("target", choices=("now", "indicative"), help="now: clear and fill; indicative: prices only")
+    _admin_options(a)
+    a.set_defaults(func=cmd_admin)
     s = sub.add_parser("status", help="a summary of the running venue (instruments, sessions, traffic, journal)",
                        description="Ask the gateway's admin socket for the venue's status and print it.")
     _admin_options(s)

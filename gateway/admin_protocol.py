@@ -8,7 +8,9 @@ Actions: ``kill`` FIRM (cancel all its orders with reason ADMIN, refuse its new
 orders with FIRM_SUSPENDED), ``release`` FIRM, ``halt`` / ``resume`` SYMBOL,
 ``status``: a one-line summary in ``text`` and the same facts as a ``VenueStatus``
 in ``status`` (added later: a reply without it decodes to ``None``, and an old
-client ignores the field, so both directions stay compatible).
+client ignores the field, so both directions stay compatible); ``auction``: run
+one call auction now (``indicative``: prices only, nothing filled), answered
+when it has cleared, with its ``AuctionSummary`` in ``auction``.
 """
 
 from __future__ import annotations
@@ -19,9 +21,25 @@ import msgspec
 
 
 class AdminRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    action: Literal["kill", "release", "halt", "resume", "status"]
+    action: Literal["kill", "release", "halt", "resume", "status", "auction"]
     firm: str = ""
     symbol: str = ""
+    indicative: bool = False  # auction only: publish prices, fill nothing
+
+
+class AuctionSummary(msgspec.Struct, frozen=True):
+    """One call auction as its AUCTION_RESULT and AUCTION_PRICE events tell it (docs/auction.md)."""
+
+    auction: int  # the auction number
+    indicative: bool
+    status: int  # engine.auction.clearing.AuctionStatus: 1 proven optimal within the gap, 2 feasible
+    surplus: int  # ticks
+    accepted: int  # packages accepted
+    not_accepted: int  # packages left live
+    paradoxically_rejected: int
+    ir_cost: int  # surplus lost to individual rationality, ticks
+    gap_ppm: int
+    traded: list[tuple[str, int, int]] = []  # (symbol, price in ticks, GPUs) of each instrument with volume
 
 
 class VenueStatus(msgspec.Struct, frozen=True):
@@ -37,12 +55,14 @@ class VenueStatus(msgspec.Struct, frozen=True):
     live_orders: int
     stats: dict[str, int]  # the gateway's counters (frames, commands, trades, traded_qty, ...)
     journal_seq: int = -1  # the last journalled command; -1: no journal
+    live_packages: int = 0
 
 
 class AdminReply(msgspec.Struct, frozen=True):
     ok: bool
     text: str
     status: VenueStatus | None = None  # only in the reply to ``status``
+    auction: AuctionSummary | None = None  # only in the reply to ``auction``
 
 
 admin_encoder = msgspec.msgpack.Encoder()

@@ -32,6 +32,8 @@ Subcommands:
   orders`` rebuilds the open orders from the session's history (the protocol
   has no query): it lists the orders entered on that session name only.
   Exit status 1: rejected or no answer; 2: usage, logon or connection error.
+  ``cx package buy|sell|cancel`` (``gateway.package_cli``): packages of the
+  call auction, with the same connection options.
 
 Other commands register themselves with ``_build_parser`` the same way
 ``demo`` does. ``main(argv)`` returns the process exit code (0 ok, 2 bad usage
@@ -701,7 +703,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_order_entry(sub)
     from feeds.cli import add_feed_command
     from feeds.web import add_web_command
-    from gateway import admin_cli, positions, simulate, top
+    from gateway import admin_cli, package_cli, positions, simulate, top
     from gateway.venue import add_commands  # serve, keys, schema
 
     add_commands(sub)
@@ -709,6 +711,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_web_command(sub)
     simulate.add_command(sub)
     admin_cli.add_commands(sub)  # admin, status
+    package_cli.add_command(sub)
     positions.add_command(sub)
     top.add_command(sub)
     return parser

@@ -12,6 +12,12 @@ Logon then names the ``firm``)::
         while (msg := c.recv(timeout=1.0)) is not None:
             print(format_report(msg))
 
+Packages of the call auction: ``send_package(side, [(limit, [(symbol, qty), ...]), ...])``
+(a bid's alternatives form one exclusive group; an offer has one), ``send_block_package(blocks)``
+(``BlockRequest``s joined as one bid, or one ``BlockOffer``), ``cancel_package(package_id)``;
+their reports are ``PackageAccepted``, ``PackageRejected``, ``PackageExecuted`` (per leg),
+``PackageNotFilled`` (per auction that leaves the package live), ``PackageCancelled``.
+
 What a client holds:
 
 * the session: name, firm, the heartbeat intervals agreed at logon, and the
@@ -27,6 +33,10 @@ What a client holds:
   ``Cancelled`` and ``CancelRejected(UNKNOWN_ORDER)`` remove. It only knows
   orders whose ``Accepted`` it received: log on with ``next_seq=1`` to rebuild
   it from the whole history of the session (what ``cx orders`` does);
+* ``packages``: the same for the session's live packages of the call
+  auction, ``package_id -> OpenPackage(client_order_id, side, ...)``:
+  ``PackageAccepted`` adds, ``PackageCancelled``, the last leg's
+  ``PackageExecuted`` and ``PackageCancelRejected(UNKNOWN_ORDER)`` remove;
 * a client order id generator: ids must be unique per firm over the trading
   day, so unless the caller passes one, ``new_order`` takes
   ``max(previous + 1, time.time_ns())`` (process-wide): the id is the
@@ -51,7 +61,7 @@ makes the gateway send again every message from ``seq`` k on. So the client:
   duplicates. What the client sent but the gateway never received is lost: a
   ``new_order`` sent again with the same ``client_order_id`` cannot create a
   second order (the engine refuses duplicate client order ids), so that is
-  the safe way to retry;
+  the safe way to retry (a package's client order id likewise);
 * refuses a logon whose ``LogonAccepted.next_seq`` is below the requested
   ``next_seq`` (``LogonError``): the gateway does not have the history the
   client has seen (another trading day, or a reset session).
@@ -105,6 +115,8 @@ import zmq.asyncio
 import zmq.auth
 from zmq.utils.monitor import parse_monitor_message
 
+from engine.auction.clearing import Outcome
+from engine.auction.orders import AUCTION_REJECT_TEXT, AuctionReject
 from engine.codes import (
     REJECT_TEXT,
     CancelReason,
@@ -119,8 +131,11 @@ from gateway.protocol import (
     MAX_FRAME_BYTES,
     MAX_QUOTE_ENTRIES,
     Accepted,
+    BlockOffer,
+    BlockRequest,
     Cancel,
     Cancelled,
+    CancelPackage,
     CancelRejected,
     Executed,
     Heartbeat,
@@ -131,7 +146,17 @@ from gateway.protocol import (
     MassCancel,
     MassQuote,
     Modify,
+    NewBlockPackage,
     NewOrder,
+    NewPackage,
+    PackageAccepted,
+    PackageAlternative,
+    PackageCancelled,
+    PackageCancelRejected,
+    PackageExecuted,
+    PackageLeg,
+    PackageNotFilled,
+    PackageRejected,
     ProtocolError,
     QuoteEntry,
     Rejected,
@@ -148,6 +173,7 @@ __all__ = [
     "AsyncOrderEntryClient",
     "ClientError",
     "GatewaySilentError",
+    "OpenPackage",
     "LogonError",
     "NotLoggedOnError",
     "OpenOrder",
@@ -252,6 +278,17 @@ class OpenOrder:
     cum: int = 0
 
 
+@dataclass(slots=True)
+class OpenPackage:
+    """One live package of the session as the reports tell it."""
+
+    package_id: int
+    client_order_id: int
+    side: Side
+    alternatives: int
+    legs: int
+
+
 def _enum(cls: type, value: Any) -> Any:
     """An IntEnum member from a member, its int or its (case-insensitive) name."""
     if isinstance(value, str):
@@ -264,6 +301,15 @@ def _enum(cls: type, value: Any) -> Any:
 
 def _quote_entry(e: Any) -> QuoteEntry:
     return e if isinstance(e, QuoteEntry) else QuoteEntry(*e)
+
+
+def _alternative(a: Any) -> PackageAlternative:
+    """A ``PackageAlternative``, or ``(limit, [(symbol, qty) or PackageLeg, ...])``."""
+    if isinstance(a, PackageAlternative):
+        return a
+    limit, legs = a
+    return PackageAlternative([leg if isinstance(leg, PackageLeg) else PackageLeg(str(leg[0]), int(leg[1]))
+                               for leg in legs], int(limit))
 
 
 class _Session:
@@ -287,6 +333,7 @@ class _Session:
         self.resend_until = 1
         self.logged_on = False
         self.orders: dict[int, OpenOrder] = {}
+        self.packages: dict[int, OpenPackage] = {}
         self.duplicates = 0
         self.gaps = 0
         self.reconnects = 0
@@ -321,6 +368,7 @@ class _Session:
         self.cancel_on_disconnect = cancel_on_disconnect
         self.last_seq = next_seq - 1  # a fresh start, or the caller's persisted position
         self.orders.clear()
+        self.packages.clear()
         self._pending.clear()
         self._gap_resumes = 0
 
@@ -408,6 +456,12 @@ class _Session:
         elif isinstance(msg, Cancelled) or (isinstance(msg, CancelRejected)
                                             and msg.reason == RejectReason.UNKNOWN_ORDER):
             orders.pop(msg.order_id, None)
+        elif isinstance(msg, PackageAccepted):
+            self.packages[msg.package_id] = OpenPackage(msg.package_id, msg.client_order_id, Side(msg.side),
+                                                        msg.alternatives, msg.legs)
+        elif (isinstance(msg, PackageExecuted) and msg.last) or isinstance(msg, PackageCancelled) or (
+                isinstance(msg, PackageCancelRejected) and msg.reason == RejectReason.UNKNOWN_ORDER):
+            self.packages.pop(msg.package_id, None)
 
     def _gap_resume_allowed(self) -> None:
         self._gap_resumes += 1
@@ -456,6 +510,23 @@ class _Session:
         if not items or len(items) > MAX_QUOTE_ENTRIES:
             raise ValueError(f"a mass quote holds 1 to {MAX_QUOTE_ENTRIES} entries, not {len(items)}")
         return MassQuote(quote_id=int(quote_id), entries=items)
+
+    def _package_msg(self, side: Any, alternatives: Iterable[Any], tif: Any, expire_ts: int,
+                     client_order_id: int | None) -> NewPackage:
+        cid = next_client_order_id() if client_order_id is None else int(client_order_id)
+        return NewPackage(client_order_id=cid, side=_enum(Side, side), alternatives=[_alternative(a)
+                                                                                      for a in alternatives],
+                          tif=_enum(TimeInForce, tif), expire_ts=int(expire_ts))
+
+    def _block_package_msg(self, blocks: Any, tif: Any, expire_ts: int, client_order_id: int | None) -> NewBlockPackage:
+        cid = next_client_order_id() if client_order_id is None else int(client_order_id)
+        common = {"client_order_id": cid, "tif": _enum(TimeInForce, tif), "expire_ts": int(expire_ts)}
+        if isinstance(blocks, BlockOffer):
+            return NewBlockPackage(offer=blocks, **common)
+        requests = [blocks] if isinstance(blocks, BlockRequest) else list(blocks)
+        if not requests or not all(isinstance(r, BlockRequest) for r in requests):
+            raise ValueError("a block package is one BlockOffer, or one or more BlockRequests")
+        return NewBlockPackage(bid=requests, **common)
 
     def _frame(self, msg: Any) -> bytes:
         if not self.logged_on:
@@ -638,6 +709,29 @@ class OrderEntryClient(_Session):
     def mass_quote(self, quote_id: int, entries: Iterable[QuoteEntry | tuple[str, int, int, int, int]]) -> None:
         """Entries: ``QuoteEntry`` or ``(symbol, bid_price, bid_qty, ask_price, ask_qty)``; qty 0 = no such side."""
         self._send(self._mass_quote_msg(quote_id, entries))
+
+    def send_package(self, side: Side | int | str, alternatives: Iterable[Any], *,
+                     tif: TimeInForce | int | str = TimeInForce.GTC, expire_ts: int = 0,
+                     client_order_id: int | None = None) -> int:
+        """Send a NewPackage; returns its client order id.
+
+        ``alternatives``: ``PackageAlternative``s or ``(limit, [(symbol, qty), ...])``, limits in ticks for
+        the whole alternative. BUY: an exclusive group (at most one is accepted, in full); SELL: one
+        alternative, its limit the minimum total."""
+        msg = self._package_msg(side, alternatives, tif, expire_ts, client_order_id)
+        self._send(msg)
+        return msg.client_order_id
+
+    def send_block_package(self, blocks: BlockOffer | BlockRequest | Iterable[BlockRequest], *,
+                           tif: TimeInForce | int | str = TimeInForce.GTC, expire_ts: int = 0,
+                           client_order_id: int | None = None) -> int:
+        """Send a NewBlockPackage: one or more ``BlockRequest``s (one bid), or one ``BlockOffer``."""
+        msg = self._block_package_msg(blocks, tif, expire_ts, client_order_id)
+        self._send(msg)
+        return msg.client_order_id
+
+    def cancel_package(self, package_id: int) -> None:
+        self._send(CancelPackage(package_id=int(package_id)))
 
     def heartbeat(self) -> None:
         self._send(Heartbeat())
@@ -863,6 +957,25 @@ class AsyncOrderEntryClient(_Session):
                          entries: Iterable[QuoteEntry | tuple[str, int, int, int, int]]) -> None:
         await self._send(self._mass_quote_msg(quote_id, entries))
 
+    async def send_package(self, side: Side | int | str, alternatives: Iterable[Any], *,
+                           tif: TimeInForce | int | str = TimeInForce.GTC, expire_ts: int = 0,
+                           client_order_id: int | None = None) -> int:
+        """As ``OrderEntryClient.send_package``."""
+        msg = self._package_msg(side, alternatives, tif, expire_ts, client_order_id)
+        await self._send(msg)
+        return msg.client_order_id
+
+    async def send_block_package(self, blocks: BlockOffer | BlockRequest | Iterable[BlockRequest], *,
+                                 tif: TimeInForce | int | str = TimeInForce.GTC, expire_ts: int = 0,
+                                 client_order_id: int | None = None) -> int:
+        """As ``OrderEntryClient.send_block_package``."""
+        msg = self._block_package_msg(blocks, tif, expire_ts, client_order_id)
+        await self._send(msg)
+        return msg.client_order_id
+
+    async def cancel_package(self, package_id: int) -> None:
+        await self._send(CancelPackage(package_id=int(package_id)))
+
     async def heartbeat(self) -> None:
         await self._send(Heartbeat())
 
@@ -948,11 +1061,39 @@ def format_report(msg: Any, tick: Decimal | str = DEFAULT_TICK) -> str:
     if isinstance(msg, CancelRejected):
         return (f"{when}cancel/modify rejected for order {msg.order_id}: {_name(RejectReason, msg.reason)} "
                 f"({msg.text or REJECT_TEXT.get(msg.reason, '')})")
+    if isinstance(msg, PackageAccepted | PackageRejected | PackageExecuted | PackageCancelled
+                  | PackageCancelRejected | PackageNotFilled):
+        return when + _format_package_report(msg, px)
     if isinstance(msg, SystemEvent):
         return f"{when}system     {msg.code}: {msg.text}"
     if isinstance(msg, ProtocolError):
         return f"protocol error: {msg.text}"
     return repr(msg)
+
+
+def _format_package_report(msg: Any, px: Any) -> str:
+    side = getattr(msg, "side", None)
+    kind = "" if side is None else "bid" if side == Side.BUY else "offer"
+    if isinstance(msg, PackageAccepted):
+        return (f"accepted   package {msg.package_id} (client id {msg.client_order_id}): {kind}, "
+                f"{msg.alternatives} alternative{'' if msg.alternatives == 1 else 's'}, {msg.legs} legs")
+    if isinstance(msg, PackageRejected):
+        reason = _name(RejectReason, msg.gateway_reason) if msg.gateway_reason else _name(AuctionReject, msg.reason)
+        return (f"rejected   package {kind} client id {msg.client_order_id}: {reason} "
+                f"({msg.text or AUCTION_REJECT_TEXT.get(msg.reason, '')})")
+    if isinstance(msg, PackageExecuted):
+        return (f"executed   package {msg.package_id} in auction {msg.auction}: {'BUY' if kind == 'bid' else 'SELL'} "
+                f"{format_qty(msg.qty)} {msg.symbol} @ {px(msg.price)} = ${px(msg.amount)} (alternative "
+                f"{msg.alternative}{', last leg' if msg.last else ''})")
+    if isinstance(msg, PackageNotFilled):
+        return (f"not filled package {msg.package_id} in auction {msg.auction}: {_name(Outcome, msg.reason)}; best "
+                f"alternative {msg.alternative} costs ${px(msg.price)} at the auction's prices, "
+                f"{'limit' if kind == 'bid' else 'minimum'} ${px(msg.limit)}; still live")
+    if isinstance(msg, PackageCancelled):
+        return f"cancelled  package {msg.package_id} ({kind}, client id {msg.client_order_id}): " \
+               f"{_name(CancelReason, msg.reason)}"
+    return (f"cancel rejected for package {msg.package_id}: {_name(RejectReason, msg.reason)} "
+            f"({msg.text or REJECT_TEXT.get(msg.reason, '')})")
 
 
 def _name(cls: type, value: int) -> str:

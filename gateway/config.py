@@ -10,6 +10,10 @@ A TOML file with a ``[gateway]`` table and one ``[[firms]]`` table per firm::
     plaintext = false                      # true only on loopback endpoints
     server_secret_key_file = "keys/gateway.key_secret"
     heartbeat_timeout_ms = 3000            # silent this long: the session is gone
+    auction_interval_s = 60                # a call auction every minute, on the minute (0: none scheduled)
+    indicative_interval_s = 10             # indicative prices in between (0: none)
+    auction_time_limit_ms = 2000           # the solver's time limit per auction
+    auction_gap_ppm = 100                  # MIP relative gap, parts per million
     [[firms]]
     name = "ALPHA"
     public_key_file = "keys/ALPHA.key"     # CURVE key made by `cx keys new ALPHA`
@@ -64,6 +68,10 @@ class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     heartbeat_timeout_ms: int = 3000
     time_advance_ms: int = 100  # engine time moves at least this often without order flow
     max_batch: int = 8192  # frames drained into one engine batch
+    auction_interval_s: int = 60  # RUN_AUCTION at every multiple of this on the gateway clock (0: no schedule)
+    indicative_interval_s: int = 10  # indicative RUN_AUCTION at every multiple of this in between (0: none)
+    auction_time_limit_ms: int = 2000  # the solver's time limit per auction
+    auction_gap_ppm: int = 100  # MIP relative gap, parts per million
 
     def firm_id(self, name: str) -> int | None:
         for i, f in enumerate(self.firms):
@@ -142,9 +150,12 @@ def _validated(cfg: GatewayConfig, source: str) -> GatewayConfig:
         public, secret = _read_key(cfg.server_secret_key_file, "server_secret_key_file", secret=True)
     if not cfg.plaintext and (len(public) != 40 or len(secret) != 40):
         raise err("server_secret_key_file", "the gateway's CURVE key pair is required without plaintext")
-    for field in ("heartbeat_ms", "heartbeat_timeout_ms", "time_advance_ms", "max_batch"):
+    for field in ("heartbeat_ms", "heartbeat_timeout_ms", "time_advance_ms", "max_batch", "auction_time_limit_ms"):
         if getattr(cfg, field) <= 0:
             raise err(field, "must be positive")
+    for field in ("auction_interval_s", "indicative_interval_s", "auction_gap_ppm"):
+        if getattr(cfg, field) < 0:
+            raise err(field, "must not be negative")
     return msgspec.structs.replace(cfg, firms=firms, server_public_key=public, server_secret_key=secret,
                                    server_secret_key_file="")
 

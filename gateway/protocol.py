@@ -22,6 +22,17 @@ Conventions (after Nasdaq OUCH / SoupBinTCP and FIX):
   carries ``seq``, numbered 1, 2, 3, ... per session; ``Heartbeat`` and
   ``ProtocolError`` are not sequenced. A client that logs on again with
   ``next_seq = k`` first receives again every message from ``seq`` k on.
+
+Packages (the call auction, docs/auction.md): ``NewPackage`` is a package bid
+(``side`` BUY: an exclusive group of all-or-none alternatives, each a list of
+legs with a limit in ticks for the whole alternative) or a package offer
+(``side`` SELL: exactly one alternative, its limit the minimum total);
+``NewBlockPackage`` is the same in block terms (a bid: block requests expanded
+by the gateway into one alternative per feasible start hour; an offer: one
+block of consecutive hours). Packages are answered with ``PackageAccepted`` /
+``PackageRejected``, execute only in an auction (``PackageExecuted`` per leg)
+or are reported ``PackageNotFilled`` by each auction that leaves them live.
+Their ids (``package_id``) are numbered apart from order ids.
 """
 
 from __future__ import annotations
@@ -30,12 +41,15 @@ from typing import Annotated
 
 import msgspec
 
+from engine.auction.clearing import Outcome
+from engine.auction.orders import AuctionReject
 from engine.codes import CancelReason, Liquidity, OrderType, RejectReason, SelfTradePrevention, Side, TimeInForce
 
 MAX_FRAME_BYTES = 64 * 1024  # a larger frame is refused unread
 # every integer a client sends fits the engine's int64 records; anything else is refused when decoded
 Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 MAX_QUOTE_ENTRIES = 512
+MAX_PACKAGE_LEGS = 8192  # legs over all alternatives of one package (after a block's expansion)
 
 
 class _Message(msgspec.Struct, frozen=True, tag=True, tag_field="type", forbid_unknown_fields=True, omit_defaults=True):
@@ -101,7 +115,68 @@ class MassQuote(_Message):
     entries: list[QuoteEntry]
 
 
-ClientMessage = Logon | Logout | Heartbeat | NewOrder | Cancel | Modify | MassCancel | MassQuote
+class PackageLeg(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    symbol: str
+    qty: Int64  # GPUs during that delivery hour
+
+
+class PackageAlternative(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    legs: list[PackageLeg]
+    limit: Int64  # ticks for the whole alternative: bid, the most paid; offer, the least received
+
+
+class NewPackage(_Message):
+    client_order_id: Int64  # unique per firm among its packages
+    side: Side  # BUY: a package bid; SELL: a package offer (exactly one alternative)
+    alternatives: list[PackageAlternative]  # a bid's exclusive group: at most one is accepted, in full
+    tif: TimeInForce = TimeInForce.GTC  # GTC or GTD
+    expire_ts: Int64 = 0  # GTD only
+
+
+class BlockRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``gpus`` GPUs of one product for ``hours`` uninterrupted hours starting within the window."""
+
+    accelerator: str
+    region: str
+    gpus: Int64
+    hours: Int64
+    window_start: Int64  # ns: earliest start of the first hour
+    window_end: Int64  # ns: the last hour ends at or before this
+    max_price: Int64  # ticks per GPU-hour
+    service_class: str = "FIRM"
+
+
+class BlockOffer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``gpus`` GPUs of one product for ``hours`` consecutive hours from ``start``, all or none."""
+
+    accelerator: str
+    region: str
+    gpus: Int64
+    hours: Int64
+    start: Int64  # ns: start of the first hour
+    min_price: Int64  # ticks per GPU-hour
+    service_class: str = "FIRM"
+
+
+class NewBlockPackage(_Message):
+    """A package in block terms: a bid (``bid``: one exclusive group of every start hour of every request)
+    or an offer (``offer``), exactly one of the two."""
+
+    client_order_id: Int64
+    bid: list[BlockRequest] = []
+    offer: BlockOffer | None = None
+    tif: TimeInForce = TimeInForce.GTC
+    expire_ts: Int64 = 0
+
+
+class CancelPackage(_Message):
+    package_id: Int64
+
+
+ClientMessage = (
+    Logon | Logout | Heartbeat | NewOrder | Cancel | Modify | MassCancel | MassQuote | NewPackage | NewBlockPackage
+    | CancelPackage
+)
 
 
 # ------------------------------------------------------ gateway -> client
@@ -189,12 +264,83 @@ class SystemEvent(_Message):
     text: str
 
 
+class PackageAccepted(_Message):
+    seq: int
+    ts: int
+    client_order_id: int
+    package_id: int
+    side: Side
+    alternatives: int
+    legs: int  # over all alternatives
+
+
+class PackageRejected(_Message):
+    seq: int
+    ts: int
+    client_order_id: int
+    side: Side
+    reason: AuctionReject  # NONE when the gateway refused it for a reason of its own (gateway_reason)
+    text: str
+    # the gateway's own refusals: THROTTLED, FIRM_MAX_ORDER_SIZE, FIRM_SUSPENDED; INVALID_FIELD: no auction here
+    gateway_reason: RejectReason = RejectReason.NONE
+
+
+class PackageExecuted(_Message):
+    """One leg of a package accepted by an auction; the package's legs come together, ``last`` on the last."""
+
+    seq: int
+    ts: int
+    package_id: int
+    client_order_id: int
+    side: Side
+    symbol: str
+    price: int  # the instrument's clearing price
+    qty: int
+    amount: int  # qty x price, ticks
+    auction: int  # the auction number
+    alternative: int  # the accepted alternative (0-based, in the order sent)
+    last: bool
+
+
+class PackageCancelled(_Message):
+    seq: int
+    ts: int
+    package_id: int
+    client_order_id: int
+    side: Side
+    reason: CancelReason  # USER, EXPIRED, DISCONNECT, ADMIN
+
+
+class PackageCancelRejected(_Message):
+    seq: int
+    ts: int
+    package_id: int
+    reason: RejectReason  # UNKNOWN_ORDER, NOT_YOUR_ORDER, INVALID_FIELD
+    text: str
+
+
+class PackageNotFilled(_Message):
+    """An auction left the package live: why, and its best alternative at the clearing prices."""
+
+    seq: int
+    ts: int
+    package_id: int
+    client_order_id: int
+    side: Side
+    auction: int
+    reason: Outcome  # LIMIT_BELOW_PRICE, AT_PRICE, PARADOXICALLY_REJECTED
+    alternative: int  # its best alternative at the prices
+    limit: int  # that alternative's limit (offer: minimum total), ticks
+    price: int  # that alternative's cost at the clearing prices, ticks
+
+
 class ProtocolError(_Message):
     text: str  # what was wrong with the frame; the frame had no other effect
 
 
 ServerMessage = (
     LogonAccepted | LogonRejected | Accepted | Rejected | Executed | Cancelled | Replaced | CancelRejected
+    | PackageAccepted | PackageRejected | PackageExecuted | PackageCancelled | PackageCancelRejected | PackageNotFilled
     | SystemEvent | Heartbeat | ProtocolError
 )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import sys
+import types
 import typing
 from pathlib import Path
 
@@ -25,6 +26,10 @@ def _type_name(t) -> str:
         return t.__name__
     if typing.get_origin(t) is list:
         return f"list[{_type_name(typing.get_args(t)[0])}]"
+    if isinstance(t, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(t))
+    if t is type(None):
+        return "None"
     return getattr(t, "__name__", str(t))
 
 
@@ -46,7 +51,10 @@ def tables() -> str:
         lines += [f"**{title}** (`type` = the message name):", "", "| message | fields |", "|---|---|"]
         lines += [f"| `{cls.__name__}` | {_fields(cls)} |" for cls in typing.get_args(union)]
         lines.append("")
-    lines += ["`QuoteEntry`: " + _fields(protocol.QuoteEntry), "", END]
+    for cls in (protocol.QuoteEntry, protocol.PackageAlternative, protocol.PackageLeg, protocol.BlockRequest,
+                protocol.BlockOffer):
+        lines += [f"`{cls.__name__}`: " + _fields(cls), ""]
+    lines.append(END)
     return "\n".join(lines)
 
 

@@ -17,7 +17,25 @@ What the gateway owns, and nothing more (the books are the engine's):
 * pre-trade risk per firm: maximum order size, maximum open quantity per
   instrument (open = leaves of live orders, kept from the events, plus orders
   admitted into the batch being built), and the operator's kill switch;
-* which live order belongs to which session, so reports reach their owner.
+* which live order belongs to which session, so reports reach their owner;
+* the same for packages of the call auction (docs/auction.md): a ``NewPackage``
+  or ``NewBlockPackage`` becomes one PACKAGE record followed by its ALTERNATIVE
+  and LEG records, contiguous in the batch (a block bid expanded here into one
+  alternative per feasible start hour); the gateway checks what it can
+  (symbols, sizes, counts, ticks: ``engine.auction.orders`` validation, and the
+  firm's maximum order size per leg) and answers a failure with a typed
+  ``PackageRejected``; package events reach the package's owner, and a
+  session's live packages are cancelled on disconnect (DISCONNECT) and by the
+  kill switch (ADMIN);
+* the auction schedule: a RUN_AUCTION record at every multiple of
+  ``auction_interval_s`` on the gateway clock and an indicative one at every
+  other multiple of ``indicative_interval_s`` (and on the operator's
+  ``auction`` request), only when the engine is an auction ``Market``
+  (``runs_auctions``; without one, packages are refused). A package costs
+  O(its legs) to check and turn into records, a block bid O(window hours x
+  hours) to expand; an auction blocks the loop for its clearing (at most the
+  solver's time limit plus applying the result), which is what a batch of the
+  engine costs anyway.
 
 Bad input never reaches the engine: undecodable frames, unknown message types,
 wrong field types and oversized frames are answered with ``ProtocolError``
@@ -48,16 +66,53 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 
 import msgspec
 import numpy as np
 import zmq
 
-from engine.codes import REJECT_TEXT, CancelReason, CommandKind, EventKind, InstrumentStatus, RejectReason
+from engine.auction.orders import (
+    AUCTION_REJECT_TEXT,
+    MAX_ALTERNATIVES,
+    Alternative,
+    AuctionReject,
+    Leg,
+    PackageBid,
+    PackageOffer,
+    expand_block_request,
+    instrument_lookup,
+    package_offer_from_block,
+    validate_block_request,
+    validate_package_bid,
+    validate_package_offer,
+)
+from engine.auction.orders import BlockOffer as EngineBlockOffer
+from engine.auction.orders import BlockRequest as EngineBlockRequest
+from engine.codes import (
+    REJECT_TEXT,
+    CancelReason,
+    CommandKind,
+    EventKind,
+    InstrumentStatus,
+    PackageCommandKind,
+    PackageEventKind,
+    RejectReason,
+    Side,
+    TimeInForce,
+)
+from engine.instruments import NS_PER_HOUR, NS_PER_SECOND
 from engine.records import COMMAND_DTYPE, EVENT_DTYPE
 from engine.sequencer import JournaledExchange
 from gateway import protocol as p
-from gateway.admin_protocol import AdminReply, AdminRequest, VenueStatus, admin_encoder, request_decoder
+from gateway.admin_protocol import (
+    AdminReply,
+    AdminRequest,
+    AuctionSummary,
+    VenueStatus,
+    admin_encoder,
+    request_decoder,
+)
 from gateway.config import GatewayConfig
 from gateway.sessions import NS_PER_MS, BatchNote, Session, SessionTable, decode_note, encode_note
 
@@ -68,6 +123,8 @@ _TS, _KIND, _SIDE, _REASON, _LIQ = (_EV[k] for k in ("ts", "kind", "side", "reas
 _INST, _FIRM, _OID, _CLID, _PRICE, _QTY, _LEAVES, _CUM, _TID = (
     _EV[k] for k in ("instrument", "firm", "order_id", "client_order_id", "price", "qty", "leaves", "cum", "trade_id"))
 _ROW_KIND = COMMAND_DTYPE.names.index("kind")
+_STATUS, _COUNT = _EV["status"], _EV["count"]
+PK, PE = PackageCommandKind, PackageEventKind
 HARD_FRAME_LIMIT = 1 << 20  # ZeroMQ drops a connection that sends more than this in one frame
 # plain ints: pyzmq's flag enums cost more than the send itself on this path
 _NOBLOCK = int(zmq.NOBLOCK)
@@ -94,6 +151,42 @@ class _Order:
         self.leaves = leaves
 
 
+class _Package:
+    """A live package: its owner and what its reports repeat."""
+
+    __slots__ = ("owner", "client_order_id", "side")
+
+    def __init__(self, owner: Session, client_order_id: int, side: int):
+        self.owner = owner
+        self.client_order_id = client_order_id
+        self.side = side
+
+
+class _OpenHours(Mapping):
+    """The instrument lookup restricted to hours still before their gate closure at ``now``: a block request
+    expands only into start hours the engine accepts. O(1) per lookup."""
+
+    def __init__(self, lookup: dict, instruments: dict, now: int):
+        self._lookup, self._instruments, self._now = lookup, instruments, now
+
+    def __getitem__(self, key):
+        inst = self._lookup[key]
+        if self._instruments[inst].close_ns <= self._now:
+            raise KeyError(key)
+        return inst
+
+    def __iter__(self):
+        return (k for k, i in self._lookup.items() if self._instruments[i].close_ns > self._now)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def runs_auctions(engine) -> bool:
+    """Whether ``engine`` (or the exchange a journal wraps) is an ``engine.auction.market.Market``."""
+    return any(type(e).__module__ == "engine.auction.market" for e in (engine, getattr(engine, "exchange", None)))
+
+
 class Gateway:
     def __init__(self, config: GatewayConfig, engine, clock=time.time_ns, on_events=None):
         """``engine``: an object with process_batch / last_events / last_command_ends / instruments.
@@ -106,6 +199,16 @@ class Gateway:
         self.symbols = [ins.symbol for ins in engine.instruments]
         self.instrument_of = {s: i for i, s in enumerate(self.symbols)}
         self.firm_ids = {f.name: i for i, f in enumerate(config.firms)}
+        self.instruments = {ins.instrument_id: ins for ins in engine.instruments}
+        self.lookup = instrument_lookup(engine.instruments)
+        starts = [ins.delivery_start_ns for ins in engine.instruments]
+        self._listed_span = (min(starts, default=0), max(starts, default=0) + NS_PER_HOUR)
+        self.auctions = runs_auctions(engine)
+        self.packages: dict[int, _Package] = {}  # live packages by package id
+        self.last_auction: AuctionSummary | None = None
+        self._auction: tuple[int, bool] = (0, False)  # (number, final) of the auction whose events are routed
+        self._traded: list[tuple[str, int, int]] = []
+        self._next_auction_ns = self._next_indicative_ns = 0
         self.sessions = SessionTable()
         self.orders: dict[int, _Order] = {}
         self.open_qty: Counter[tuple[int, int]] = Counter()  # (firm, instrument) -> leaves of live orders
@@ -126,7 +229,8 @@ class Gateway:
         self._decode = p.decode_client_frame
         self._handlers = {p.NewOrder: self._new_order, p.Cancel: self._cancel, p.Modify: self._modify,
                           p.MassCancel: self._mass_cancel, p.MassQuote: self._mass_quote,
-                          p.Heartbeat: self._heartbeat, p.Logout: self._logout}
+                          p.Heartbeat: self._heartbeat, p.Logout: self._logout, p.NewPackage: self._new_package,
+                          p.NewBlockPackage: self._new_block_package, p.CancelPackage: self._cancel_package}
         self._ctx: zmq.Context | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -223,6 +327,7 @@ class Gateway:
         if self._admin in ready:
             self._serve_admin(now)
         self._timers(now)
+        self._auction_schedule(now)
         self._flush(now)
         self._send_outbox()
 
@@ -335,6 +440,7 @@ class Gateway:
             for oid in sorted(s.live_orders):
                 self._add(None, _row(CommandKind.CANCEL, reason=CancelReason.DISCONNECT, firm=s.firm_id, ts=now,
                                      order_id=oid))
+            self._cancel_packages(sorted(s.live_packages), s.firm_id, CancelReason.DISCONNECT, now)
             self._flush(now, force=True)
         self._tell(s, p.SystemEvent(s.next_seq, now, code, text))
         self.sessions.unbind(s)
@@ -429,6 +535,127 @@ class Gateway:
                               client_order_id=m.quote_id, price=e.bid_price, qty=e.bid_qty, price2=e.ask_price,
                               qty2=e.ask_qty))
 
+    # ----------------------------------------------------------- packages
+
+    def _new_package(self, s: Session, m: p.NewPackage, now: int) -> None:
+        if not self._admit_package(s, m.client_order_id, m.side, now):
+            return
+        alts = [Alternative([Leg(self.instrument_of.get(leg.symbol, -1), leg.qty) for leg in a.legs], a.limit)
+                for a in m.alternatives]
+        self._submit_package(s, m.client_order_id, m.side, alts, m.tif, m.expire_ts, now)
+
+    def _new_block_package(self, s: Session, m: p.NewBlockPackage, now: int) -> None:
+        side = Side.SELL if m.offer is not None else Side.BUY
+        if not self._admit_package(s, m.client_order_id, side, now):
+            return
+        if bool(m.bid) == (m.offer is not None):
+            return self._reject_package(s, m.client_order_id, side, AuctionReject.INVALID_FIELD, now,
+                                        text="a block package is either a bid or an offer")
+        alts: list[Alternative] = []
+        if m.offer is None:
+            if len(m.bid) > MAX_ALTERNATIVES:
+                return self._reject_package(s, m.client_order_id, side, AuctionReject.TOO_MANY_ALTERNATIVES, now)
+            lookup = _OpenHours(self.lookup, self.instruments, now)
+            first, end = self._listed_span
+            for r in m.bid:  # the window clipped to the listed hours: its expansion costs O(listed hours x hours)
+                request = EngineBlockRequest(r.accelerator, r.region, r.service_class, r.gpus, r.hours,
+                                             max(r.window_start, first), min(r.window_end, end), r.max_price)
+                reason = AuctionReject.TOO_MANY_LEGS if r.hours > p.MAX_PACKAGE_LEGS else \
+                    validate_block_request(request, self.instruments, lookup)
+                if reason:
+                    return self._reject_package(s, m.client_order_id, side, reason, now)
+                alts.extend(expand_block_request(request, lookup))
+        else:
+            o = m.offer
+            reason = AuctionReject.TOO_MANY_LEGS if o.hours > p.MAX_PACKAGE_LEGS else \
+                AuctionReject.NEGATIVE_MINIMUM if o.min_price < 0 else AuctionReject.NONE
+            if reason:
+                return self._reject_package(s, m.client_order_id, side, reason, now)
+            offer = package_offer_from_block(EngineBlockOffer(0, s.firm_id, o.accelerator, o.region, o.service_class,
+                                                              o.gpus, o.hours, o.start, o.min_price), self.lookup)
+            alts.append(Alternative(offer.legs, offer.min_total))
+            first_hour = self.instruments.get(offer.legs[0].instrument) if offer.legs else None
+            if first_hour is not None and o.min_price % first_hour.price_increment:
+                return self._reject_package(s, m.client_order_id, side, AuctionReject.LIMIT_OFF_TICK, now)
+        self._submit_package(s, m.client_order_id, side, alts, m.tif, m.expire_ts, now)
+
+    def _admit_package(self, s: Session, clid: int, side: int, now: int) -> bool:
+        """The gateway's own refusals, before any work on the package: no auction, kill switch, throttle."""
+        if not self.auctions:
+            self._reject_package(s, clid, side, AuctionReject.NONE, now, RejectReason.INVALID_FIELD,
+                                 "this venue runs no call auction")
+        elif s.firm_id in self.suspended:
+            self._reject_package(s, clid, side, AuctionReject.NONE, now, RejectReason.FIRM_SUSPENDED)
+        elif not s.admit(now):
+            self._reject_package(s, clid, side, AuctionReject.NONE, now, RejectReason.THROTTLED)
+        else:
+            return True
+        return False
+
+    def _submit_package(self, s: Session, clid: int, side: int, alts: list[Alternative], tif: int, expire_ts: int,
+                        now: int) -> None:
+        """Check the package, then add its records (contiguous) to the batch. O(legs)."""
+        legs = sum(len(a.legs) for a in alts)
+        if tif not in (TimeInForce.GTC, TimeInForce.GTD):
+            reason = AuctionReject.INVALID_FIELD
+        elif legs > p.MAX_PACKAGE_LEGS:
+            reason = AuctionReject.TOO_MANY_LEGS
+        elif side == Side.BUY:
+            reason = validate_package_bid(PackageBid(0, s.firm_id, alts), self.instruments)
+        elif len(alts) != 1:
+            reason = AuctionReject.NO_ALTERNATIVES if not alts else AuctionReject.TOO_MANY_ALTERNATIVES
+        else:
+            reason = validate_package_offer(PackageOffer(0, s.firm_id, alts[0].legs, alts[0].limit), self.instruments)
+        if reason:
+            return self._reject_package(s, clid, side, reason, now)
+        if any(leg.qty > self.config.firms[s.firm_id].max_order_qty for a in alts for leg in a.legs):
+            return self._reject_package(s, clid, side, AuctionReject.NONE, now, RejectReason.FIRM_MAX_ORDER_SIZE)
+        fid = s.firm_id
+        self._add(s, _row(PK.PACKAGE, side=side, tif=tif, firm=fid, ts=now, client_order_id=clid,
+                          qty=len(alts) + legs, expire_ts=expire_ts))
+        for a in alts:
+            self._add(s, _row(PK.ALTERNATIVE, firm=fid, ts=now, price=a.limit))
+            for leg in a.legs:
+                self._add(s, _row(PK.LEG, instrument=leg.instrument, firm=fid, ts=now, qty=leg.qty))
+
+    def _reject_package(self, s: Session, clid: int, side: int, reason: AuctionReject, now: int,
+                        gateway_reason: RejectReason = RejectReason.NONE, text: str = "") -> None:
+        self.stats["gateway_rejects"] += 1
+        text = text or (REJECT_TEXT[gateway_reason] if gateway_reason else AUCTION_REJECT_TEXT.get(reason, reason.name))
+        self._tell(s, p.PackageRejected(s.next_seq, now, clid, side, reason, text, gateway_reason))
+
+    def _cancel_package(self, s: Session, m: p.CancelPackage, now: int) -> None:
+        self._add(s, _row(PK.CANCEL_PACKAGE, firm=s.firm_id, ts=now, order_id=m.package_id))
+
+    def _cancel_packages(self, ids: list[int], firm: int, reason: CancelReason, now: int) -> None:
+        for pid in ids:
+            self._add(None, _row(PK.CANCEL_PACKAGE, reason=reason, firm=firm, ts=now, order_id=pid))
+
+    def _auction_row(self, now: int, indicative: bool) -> tuple:
+        cfg = self.config
+        return _row(PK.RUN_AUCTION, ord_type=int(indicative), ts=now, price=cfg.auction_time_limit_ms,
+                    qty=cfg.auction_gap_ppm)
+
+    def _auction_schedule(self, now: int) -> None:
+        """A RUN_AUCTION at every multiple of the auction interval, an indicative one at the other multiples of
+        the indicative interval (one per pass at most: a clock that jumps runs one, not the ones skipped)."""
+        if not self.auctions:
+            return
+        final = self.config.auction_interval_s * NS_PER_SECOND
+        indicative = self.config.indicative_interval_s * NS_PER_SECOND
+        if not self._next_auction_ns:  # the first pass: the next multiples after the start
+            self._next_auction_ns = (now // final + 1) * final if final else -1
+            self._next_indicative_ns = (now // indicative + 1) * indicative if indicative else -1
+            return
+        if 0 < self._next_auction_ns <= now:
+            self._next_auction_ns = (now // final + 1) * final
+            if indicative:
+                self._next_indicative_ns = (now // indicative + 1) * indicative
+            self._add(None, self._auction_row(now, indicative=False))
+        elif 0 < self._next_indicative_ns <= now:
+            self._next_indicative_ns = (now // indicative + 1) * indicative
+            self._add(None, self._auction_row(now, indicative=True))
+
     # ------------------------------------------------ engine and its events
 
     def _flush(self, now: int, force: bool = False) -> None:
@@ -503,6 +730,8 @@ class Gateway:
         start = ends[lo - 1] if lo else 0
         for i in range(lo, hi):
             end = ends[i]
+            if kinds[i] == PK.RUN_AUCTION:
+                self._auction_started(events[start:end])
             for ev in events[start:end]:
                 self._route(ev, origins[i], kinds[i])
             start = end
@@ -552,7 +781,70 @@ class Gateway:
         elif kind == EventKind.CANCEL_REJECTED and origin is not None:
             self._deliver(origin, p.CancelRejected(origin.next_seq, ev[_TS], ev[_OID], ev[_REASON],
                                                    REJECT_TEXT[RejectReason(ev[_REASON])]))
+        elif kind >= PE.PACKAGE_ACCEPTED:
+            self._route_package(kind, ev, origin)
         # TRADE, BOOK_LEVEL and INSTRUMENT_STATUS are market data: the feeds publish them (on_events)
+
+    def _route_package(self, kind: int, ev: tuple, origin: Session | None) -> None:
+        """Package events to the package's owner (or the sender of the command); auction results kept."""
+        pid = ev[_OID]
+        if kind == PE.PACKAGE_FILL:
+            pkg = self.packages[pid]
+            owner = pkg.owner
+            if ev[_STATUS]:  # its last leg: the package is done
+                self._forget_package(pid, pkg)
+            self._deliver(owner, p.PackageExecuted(owner.next_seq, ev[_TS], pid, ev[_CLID], ev[_SIDE],
+                                                   self.symbols[ev[_INST]], ev[_PRICE], ev[_QTY], ev[_CUM],
+                                                   ev[_TID], ev[_COUNT], bool(ev[_STATUS])))
+        elif kind == PE.PACKAGE_UNFILLED:
+            number, final = self._auction
+            pkg = self.packages[pid]
+            if final:  # an indicative run fills nothing: its outcomes would only be noise
+                owner = pkg.owner
+                self._deliver(owner, p.PackageNotFilled(owner.next_seq, ev[_TS], pid, ev[_CLID], ev[_SIDE], number,
+                                                        ev[_REASON], ev[_COUNT], ev[_QTY], ev[_PRICE]))
+        elif kind == PE.PACKAGE_ACCEPTED:
+            if origin is None:  # replayed from a batch journaled without a note
+                origin = self._session(ev[_FIRM], RECOVERED_SESSION)
+            self.packages[pid] = _Package(origin, ev[_CLID], ev[_SIDE])
+            origin.live_packages.add(pid)
+            self._deliver(origin, p.PackageAccepted(origin.next_seq, ev[_TS], ev[_CLID], pid, ev[_SIDE], ev[_COUNT],
+                                                    ev[_QTY]))
+        elif kind == PE.PACKAGE_CANCELLED:
+            pkg = self.packages[pid]
+            self._forget_package(pid, pkg)
+            owner = pkg.owner
+            self._deliver(owner, p.PackageCancelled(owner.next_seq, ev[_TS], pid, ev[_CLID], ev[_SIDE],
+                                                    ev[_REASON]))
+        elif kind == PE.PACKAGE_REJECTED and origin is not None:
+            reason = AuctionReject(ev[_REASON])
+            self._deliver(origin, p.PackageRejected(origin.next_seq, ev[_TS], ev[_CLID], ev[_SIDE], reason,
+                                                    AUCTION_REJECT_TEXT.get(reason, reason.name)))
+        elif kind == PE.PACKAGE_CANCEL_REJECTED and origin is not None:
+            self._deliver(origin, p.PackageCancelRejected(origin.next_seq, ev[_TS], pid, ev[_REASON],
+                                                          REJECT_TEXT[RejectReason(ev[_REASON])]))
+        elif kind == PE.AUCTION_PRICE:
+            if ev[_QTY]:
+                self._traded.append((self.symbols[ev[_INST]], ev[_PRICE], ev[_QTY]))
+        elif kind == PE.AUCTION_RESULT:
+            indicative = bool(ev[_SIDE])
+            self.stats["indicative_auctions" if indicative else "auctions"] += 1
+            self.last_auction = AuctionSummary(pid, indicative, ev[_STATUS], ev[_PRICE], ev[_QTY], ev[_LEAVES],
+                                               ev[_CUM], ev[_TID], ev[_COUNT], self._traded)
+            self._traded = []
+
+    def _auction_started(self, events: list[tuple]) -> None:
+        """Before the events of a RUN_AUCTION are routed: its number and whether it is final (from its result)."""
+        self._traded = []
+        for ev in reversed(events):
+            if ev[_KIND] == PE.AUCTION_RESULT:
+                self._auction = (ev[_OID], not ev[_SIDE])
+                return
+        self._auction = (0, False)
+
+    def _forget_package(self, pid: int, pkg: _Package) -> None:
+        del self.packages[pid]
+        pkg.owner.live_packages.discard(pid)
 
     def _forget(self, oid: int, order: _Order) -> None:
         del self.orders[oid]
@@ -598,6 +890,8 @@ class Gateway:
             if req.action == "kill":
                 self.suspended.add(fid)
                 self._add(None, _row(CommandKind.MASS_CANCEL, reason=CancelReason.ADMIN, firm=fid, ts=now))
+                self._cancel_packages(sorted(pid for pid, pkg in self.packages.items() if pkg.owner.firm_id == fid),
+                                      fid, CancelReason.ADMIN, now)
             else:
                 self.suspended.discard(fid)
             self._suspension_changed = self._journaled
@@ -620,6 +914,8 @@ class Gateway:
                 return AdminReply(False, f"{req.symbol} is {status.name}: only an open or halted instrument can be "
                                          f"{done}")
             return AdminReply(True, f"{req.symbol} {done}")
+        if req.action == "auction":
+            return self._admin_auction(req.indicative, now)
         statuses = [InstrumentStatus(self.engine.status(i)) for i in range(len(self.symbols))]
         status = VenueStatus(
             clock_ns=now, instruments=dict(Counter(st.name for st in statuses)),
@@ -627,6 +923,29 @@ class Gateway:
             firms=[f.name for f in self.config.firms],
             suspended=[self.config.firms[f].name for f in sorted(self.suspended)],
             sessions=len(self.sessions.by_key), connected=len(self.sessions.by_routing_id),
-            live_orders=len(self.orders), stats=dict(self.stats), journal_seq=getattr(self.engine, "last_seq", -1))
+            live_orders=len(self.orders), stats=dict(self.stats), journal_seq=getattr(self.engine, "last_seq", -1),
+            live_packages=len(self.packages))
         return AdminReply(True, f"sessions {status.sessions} connected {status.connected} live orders "
                                 f"{status.live_orders} suspended {sorted(self.suspended)} stats {status.stats}", status)
+
+    def _admin_auction(self, indicative: bool, now: int) -> AdminReply:
+        """Run one auction now, in this pass's batch; answered once it has cleared (the solver's time at most)."""
+        if not self.auctions:
+            return AdminReply(False, "this venue runs no call auction")
+        self.last_auction = None
+        self._add(None, self._auction_row(now, indicative))
+        self._flush(now, force=True)
+        a = self.last_auction
+        if a is None:
+            return AdminReply(False, "the auction reported no result")
+        return AdminReply(True, format_auction(a), auction=a)
+
+
+def format_auction(a: AuctionSummary) -> str:
+    """One line: the auction's number, kind, status and totals (money in ticks)."""
+    status = {1: "optimal", 2: "feasible"}.get(a.status, str(a.status))
+    volume = sum(v for _, _, v in a.traded)
+    return (f"{'indicative ' if a.indicative else ''}auction {a.auction}: {status} (gap {a.gap_ppm} ppm), "
+            f"{a.accepted} packages accepted, {a.not_accepted} not ({a.paradoxically_rejected} paradoxically "
+            f"rejected), surplus {a.surplus} ticks (individual rationality cost {a.ir_cost}), {len(a.traded)} "
+            f"instruments traded, {volume} GPUs")

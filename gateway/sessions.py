@@ -10,7 +10,7 @@ every stored message from seq k. Each session keeps:
 * when it was last heard from and last sent to (heartbeats, cancel on disconnect);
 * a token bucket that limits its order messages per second (cancels are never
   throttled: they only reduce risk);
-* the ids of its live orders, for cancel on disconnect.
+* the ids of its live orders and live packages, for cancel on disconnect.
 
 Durability (a venue with a journal): every sequenced message is a
 deterministic function of the journal, so a restart rebuilds every store
@@ -55,7 +55,8 @@ decode_note = msgspec.msgpack.Decoder(BatchNote).decode
 
 class Session:
     __slots__ = ("firm_id", "firm", "name", "routing_id", "store", "last_heard_ns", "last_sent_ns",
-                 "heartbeat_ms", "cancel_on_disconnect", "live_orders", "_tokens", "_tokens_ns", "_rate")
+                 "heartbeat_ms", "cancel_on_disconnect", "live_orders", "live_packages", "_tokens", "_tokens_ns",
+                 "_rate")
 
     def __init__(self, firm_id: int, firm: str, name: str, max_msgs_per_s: int):
         self.firm_id = firm_id
@@ -68,6 +69,7 @@ class Session:
         self.heartbeat_ms = 1000
         self.cancel_on_disconnect = True
         self.live_orders: set[int] = set()
+        self.live_packages: set[int] = set()  # package ids (numbered apart from order ids)
         self._rate = max_msgs_per_s
         self._tokens = float(max_msgs_per_s)  # burst: one second's worth
         self._tokens_ns = 0

@@ -11,10 +11,14 @@ cancel on disconnect), exactly as an outside firm would trade:
   value before any trade), skewed against its own inventory;
 * ``Taker`` (LAB1, LAB2 mostly buy, GAMMA both ways): IOC limit orders at or
   through the best opposite price the feed shows, and market orders. Each
-  taker cycles through the accelerators, so trades print on every one.
+  taker cycles through the accelerators, so trades print on every one;
+* ``PackageBuyer`` (LAB1, LAB2): package bids for the call auction, "g GPUs
+  for h uninterrupted hours within the traded hours", often with another
+  accelerator as the alternative (``NewBlockPackage``);
+* ``BlockProvider`` (PROV1, PROV2): block offers, "g GPUs for h consecutive
+  hours at least this much per GPU-hour".
 
-``POPULATION`` lists them: it is the extension point where the package-auction
-buyer and provider join when the call auction is wired in (issue #7).
+``POPULATION`` lists them; each class trades on its own session of its firm.
 
 Invariants:
 * nothing here touches an engine: orders go through the gateway, and the only
@@ -53,7 +57,7 @@ from typing import TextIO
 import zmq
 
 from engine.codes import InstrumentStatus, OrderType, Side, TimeInForce
-from engine.instruments import parse_symbol
+from engine.instruments import NS_PER_HOUR, parse_symbol
 from engine.listing import ListingConfig, ListingError, ProductListing, load_listing
 from feeds.client import FeedClient
 from gateway import protocol as p
@@ -76,7 +80,7 @@ class Tally:
         self.bought: Counter[str] = Counter()
         self.sold: Counter[str] = Counter()
 
-    def fill(self, firm: str, msg: p.Executed) -> None:
+    def fill(self, firm: str, msg: p.Executed | p.PackageExecuted) -> None:
         self.fills[firm] += 1
         accelerator = msg.symbol.split(".", 1)[0]
         (self.bought if msg.side == Side.BUY else self.sold)[accelerator] += msg.qty
@@ -135,6 +139,20 @@ class Market:
         inc = pr.price_increment
         return min(max(round(value / inc) * inc, pr.min_price), pr.max_price)
 
+    def firm_hours(self, accelerator: str, rng: random.Random) -> tuple[str, list[int], int] | None:
+        """A random region's FIRM delivery hours of the accelerator in the universe (consecutive, ascending
+        start times) and the fair value there; None if there are none."""
+        symbols = [s for s in self.accelerators.get(accelerator, []) if ".FIRM." in s]
+        if not symbols:
+            return None
+        region = rng.choice(sorted({s.split(".")[1] for s in symbols}))
+        starts = sorted(parse_symbol(s)[1] for s in symbols if s.split(".")[1] == region)
+        return region, starts, self.fair(symbols[0])
+
+    def price_of(self, accelerator: str, value: float) -> int:
+        """``value`` ticks on the accelerator's grid and band (its FIRM hours share them)."""
+        return self.price(f"{accelerator}.", value)
+
     def reference(self, symbol: str) -> int:
         """The last trade the feed shows, else fair value."""
         book = self.feed.book(symbol)
@@ -166,7 +184,7 @@ class Participant:
 
     def read(self) -> None:
         while (msg := self.client.recv(0)) is not None:
-            if isinstance(msg, p.Executed) and not self.client.is_resend(msg):
+            if isinstance(msg, p.Executed | p.PackageExecuted) and not self.client.is_resend(msg):
                 self.tally.fill(self.firm, msg)
             self.on_report(msg)
 
@@ -270,9 +288,60 @@ class Taker(Participant):
         self.new_order(symbol, side, qty, m.price(symbol, limit), tif=TimeInForce.IOC)
 
 
-# The simulated population: each participant class trades as each of its firms. Extension point: the
-# package-auction buyer and provider (issue #7) join this list when the call auction is wired in.
-POPULATION: list[type[Participant]] = [Provider, MarketMaker, Taker]
+class PackageBuyer(Participant):
+    """An AI lab in the call auction: keeps up to MAX_LIVE package bids, each "g GPUs for h uninterrupted
+    hours somewhere in the traded hours", often with another accelerator as the alternative."""
+
+    firms = ("LAB1", "LAB2")
+    MAX_LIVE = 2
+
+    def act(self, k: int) -> None:
+        m = self.market
+        if len(self.client.packages) >= self.MAX_LIVE or not m.accelerators or self.rng.random() < 0.9:
+            return
+        choices = sorted(m.accelerators)
+        picked = self.rng.sample(choices, min(len(choices), self.rng.choice((1, 2))))
+        requests = [r for r in (self._request(acc) for acc in picked) if r is not None]
+        if requests:
+            self.tally.orders[self.firm] += 1
+            self.client.send_block_package(requests)
+
+    def _request(self, accelerator: str) -> p.BlockRequest | None:
+        got = self.market.firm_hours(accelerator, self.rng)
+        if got is None:
+            return None
+        region, starts, fair = got
+        limit = self.market.price_of(accelerator, fair * self.rng.uniform(1.0, 1.25))
+        hours = self.rng.randint(1, min(3, len(starts)))
+        return p.BlockRequest(accelerator, region, self.rng.randrange(2, 9) * 2, hours, starts[0],
+                              starts[-1] + NS_PER_HOUR, limit)
+
+
+class BlockProvider(Participant):
+    """A provider in the call auction: keeps one block offer live, "g GPUs for h consecutive hours, at least
+    this per GPU-hour", a little under fair value."""
+
+    firms = ("PROV1", "PROV2")
+
+    def act(self, k: int) -> None:
+        m = self.market
+        if self.client.packages or not m.accelerators or self.rng.random() < 0.9:
+            return
+        accelerator = self.rng.choice(sorted(m.accelerators))
+        got = m.firm_hours(accelerator, self.rng)
+        if got is None:
+            return
+        region, starts, fair = got
+        hours = self.rng.randint(1, len(starts))
+        start = starts[self.rng.randrange(0, len(starts) - hours + 1)]
+        self.tally.orders[self.firm] += 1
+        minimum = m.price_of(accelerator, fair * self.rng.uniform(0.85, 1.0))
+        self.client.send_block_package(p.BlockOffer(accelerator, region, self.rng.randrange(2, 9) * 4, hours, start,
+                                                    minimum))
+
+
+# The simulated population: each participant class trades as each of its firms (its own session).
+POPULATION: list[type[Participant]] = [Provider, MarketMaker, Taker, PackageBuyer, BlockProvider]
 
 
 class Simulation:
@@ -308,7 +377,7 @@ class Simulation:
                 for i, firm in enumerate(cls.firms):
                     part = cls(firm, i, market, self.seed, self.tally)
                     try:
-                        part.connect(self.gateway, session)
+                        part.connect(self.gateway, f"{session}-{cls.__name__.lower()}")
                     except LogonError as exc:
                         if not exc.rejected:  # no answer: there is no gateway to trade with
                             self.say(f"cx simulate: {exc}")
@@ -319,8 +388,9 @@ class Simulation:
             if not participants:
                 self.say(f"cx simulate: no simulated firm could log on to {self.gateway}")
                 return 2
-            self.say(f"cx simulate: {len(participants)} firms trading through {self.gateway} "
-                     f"({', '.join(x.firm for x in participants)}), seed {self.seed}")
+            firms = list(dict.fromkeys(x.firm for x in participants))
+            self.say(f"cx simulate: {len(firms)} firms trading through {self.gateway} ({', '.join(firms)}; "
+                     f"{len(participants)} sessions), seed {self.seed}")
             self._rounds(participants, market, stop, duration)
         except ClientError as exc:
             self.say(f"cx simulate: the gateway is gone ({exc}); stopping")

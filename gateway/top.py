@@ -9,8 +9,11 @@ trades, statuses) and, when reachable, the gateway's admin ``status``
   and the gateway's messages/s and trades/s between the last two samples;
 * the feed line: messages and trades seen, their rates, GPU-hours traded
   since the dashboard started (the feed has no history of earlier trades);
-* the auction line: a slot for the periodic call auction ("no auction yet"
-  until the auction is wired in, see ``Dashboard.auction_line``);
+* the auction line (from the feed's AUCTION channel and auction prices): the
+  last auction's number, status, surplus, packages accepted, solve time and
+  its largest clearing volumes, and the prices of a newer indicative run
+  ("no auction yet" before the first); the admin status has no auction
+  schedule, so no countdown to the next auction;
 * one row per active instrument (a non-empty book or a trade seen), most
   traded first: status, best bid and ask with their sizes, last price,
   trades and volume since start; as many rows as ``--rows`` (default: what
@@ -19,7 +22,7 @@ trades, statuses) and, when reachable, the gateway's admin ``status``
 ``--once`` prints one frame without escapes once the feed is synced, and
 exits (exit status 1 if no snapshot arrives within ``--timeout``).
 
-Cost per frame: O(instruments) to pick the rows plus O(rows log rows); the
+Cost per frame: O(instruments) to pick the rows and the auction prices plus O(rows log rows); the
 feed costs O(1) per message; one admin round trip per refresh (its timeout
 bounds the wait when the gateway is gone).
 """
@@ -34,14 +37,16 @@ from collections import Counter
 
 from engine.codes import InstrumentStatus
 from feeds import protocol as fp
+from feeds.cli import format_auction_status, format_solve_time
 from feeds.client import FeedClient
 from gateway.admin_cli import DEFAULT_ADMIN, AdminUnreachable, admin_request, rates
 from gateway.admin_protocol import AdminRequest, VenueStatus
-from gateway.units import format_elapsed, format_price, format_qty, format_ts
+from gateway.units import format_elapsed, format_notional, format_price, format_qty, format_ts
 
 HOME, CLEAR_LINE, CLEAR_BELOW = "\x1b[H", "\x1b[K", "\x1b[J"
 HIDE_CURSOR, SHOW_CURSOR, CLEAR_SCREEN = "\x1b[?25l", "\x1b[?25h", "\x1b[2J"
 HEADER_LINES = 7  # lines above the instrument rows
+AUCTION_PRICES = 3  # clearing prices on the auction line
 
 
 class Dashboard:
@@ -85,8 +90,28 @@ class Dashboard:
         self.status, self.admin_error = status, ""
 
     def auction_line(self) -> str:
-        """The slot of the periodic call auction: its schedule and last clearing prices, once wired in."""
-        return "auction  next auction: no auction yet   last auction prices: no auction yet"
+        """The last auction: number, status, surplus, packages, solve time, its ``AUCTION_PRICES`` largest volumes;
+        then the prices of an indicative run newer than it."""
+        feed = self.feed
+        final, indicative = feed.auction_result(), feed.auction_result(indicative=True)
+        if final is None and indicative is None:
+            return "auction  no auction yet"
+        parts = []
+        if final is not None:
+            status = format_auction_status(final.status).lower()
+            parts.append(f"#{final.auction} {status}, surplus ${format_notional(final.surplus, 1, self.tick)}, "
+                         f"{final.accepted} packages accepted, {final.not_accepted} not, "
+                         f"{format_solve_time(final.solve_us)}; " + self._prices(final.auction, False))
+        if indicative is not None and (final is None or indicative.auction > final.auction):
+            parts.append(f"indicative #{indicative.auction}: " + self._prices(indicative.auction, True))
+        return "auction  " + "   ".join(parts)
+
+    def _prices(self, auction: int, indicative: bool) -> str:
+        prices = [m for m in self.feed.auction_prices(indicative).values() if m.auction == auction and m.qty]
+        prices.sort(key=lambda m: (-m.qty, m.symbol))
+        shown = ", ".join(f"{m.symbol} {self._px(m.price)} x {format_qty(m.qty)}" for m in prices[:AUCTION_PRICES])
+        more = f" and {len(prices) - AUCTION_PRICES} more" if len(prices) > AUCTION_PRICES else ""
+        return (shown + more) if prices else "nothing traded"
 
     def venue_line(self) -> str:
         st = self.status

@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import zmq.auth
 
-from engine.codes import EventKind
 from engine.auction.market import Market
+from engine.codes import EventKind
 from engine.exchange import Exchange
 from engine.instruments import NS_PER_HOUR
 from engine.listing import load_listing

@@ -1,4 +1,5 @@
-"""Feed test helpers: random order flow (engine commands or gateway messages), book comparisons, a venue.
+"""Feed test helpers: random order flow (engine commands or gateway messages), book comparisons, a publisher
+bench over an engine, a venue.
 
 ``FeedVenue`` runs an engine over the default listing behind a Gateway whose
 ``on_events`` goes to a FeedPublisher (and into ``history``, so that
@@ -14,9 +15,11 @@ import random
 import threading
 import time
 
+import numpy as np
+import pytest
 import zmq
 
-from engine.codes import EventKind, OrderType, SelfTradePrevention, Side, TimeInForce
+from engine.codes import EventKind, OrderType, PackageEventKind, SelfTradePrevention, Side, TimeInForce
 from engine.exchange import Exchange
 from engine.listing import load_listing
 from engine.records import (
@@ -30,6 +33,7 @@ from engine.records import (
     NewOrder,
     QuoteEntry,
     Resume,
+    commands_to_records,
 )
 from feeds import protocol as fp
 from feeds.client import FeedClient, LocalBook, snapshot_books
@@ -37,9 +41,12 @@ from feeds.publisher import FeedPublisher
 from gateway import protocol as p
 from gateway.config import GatewayConfig
 from gateway.server import Gateway
+from tests.conftest import make_instruments
 from tests.gateway.conftest import ANCHOR_NS, OTHER, SYMBOL, Client, FakeClock
 
 LOOPBACK = "tcp://127.0.0.1:*"
+RESULT_FIELDS = {"status": "status", "surplus": "price", "accepted": "qty", "not_accepted": "leaves",
+                 "paradoxically_rejected": "cum", "ir_cost": "trade_id", "gap_ppm": "count"}  # AUCTION_RESULT's
 _EV = {name: i for i, name in enumerate(EVENT_DTYPE.names)}
 
 
@@ -129,6 +136,64 @@ class EngineFlow:
                 self.live.pop(oid, None)
 
 
+class Bench:
+    """An engine (by default an ``Exchange`` over ``tests.conftest.make_instruments``), a bound publisher fed its
+    events, and one SUB that has everything (subscription confirmed by a heartbeat)."""
+
+    def __init__(self, engine=None, **publisher_kw):
+        self.engine = Exchange(make_instruments(), 3) if engine is None else engine
+        self.clock = FakeClock(10**9)
+        self.pub = FeedPublisher(self.engine.instruments, LOOPBACK, LOOPBACK, clock=self.clock,
+                                 **publisher_kw).bind()
+        self.ctx = zmq.Context()
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sub.connect(self.pub.endpoint)
+        for _ in range(200):
+            self.pub.heartbeat(force=True)
+            if self.sub.poll(20):
+                break
+        else:
+            raise AssertionError("subscription never arrived")
+        self.drain()
+
+    def run(self, commands) -> np.ndarray:
+        """Process commands (a list of engine commands, or COMMAND_DTYPE records) and publish the events."""
+        self.engine.process_batch(commands if isinstance(commands, np.ndarray) else commands_to_records(commands))
+        events = self.engine.last_events.copy()
+        self.pub.on_events(events)
+        return events
+
+    def drain(self, timeout: float = 5.0) -> list:
+        """Every feed message published so far but heartbeats."""
+        want = {s: self.pub.seq(s) for s in (*self.pub.symbols, fp.AUCTION_SYMBOL)}
+        got, seen = [], {}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(seen.get(s, 0) < q for s, q in want.items() if q) \
+                or self.sub.poll(0):
+            if not self.sub.poll(50):
+                continue
+            topic, frame = self.sub.recv_multipart()
+            for m in fp.feed_frame_decoder.decode(frame):
+                assert topic == fp.topic(m.symbol) and m.session == self.pub.session
+                if not isinstance(m, fp.Heartbeat):
+                    got.append(m)
+                    seen[m.symbol] = m.seq
+        return got
+
+    def close(self):
+        self.pub.stop()
+        self.ctx.destroy(linger=0)
+
+
+@pytest.fixture
+def bench():
+    b = Bench()
+    yield b
+    b.close()
+
+
 # ---------------------------------------------------------------- venue
 
 
@@ -141,12 +206,12 @@ def settle(publisher: FeedPublisher, feeds, symbols, timeout: float = 10.0) -> N
         for f in feeds:
             f.poll(5)
         if all(f.synced and f.session == publisher.session and all(
-                f.books.get(s) is not None and f.books[s].seq == publisher.seq(s) for s in symbols) for f in feeds):
+                f.channel(s) is not None and f.channel(s).seq == publisher.seq(s) for s in symbols) for f in feeds):
             return
         rounds += 1
         if rounds % 100 == 0:  # a heartbeat round reveals a lost tail (e.g. published before a SUB was live)
             publisher.heartbeat(force=True)
-    state = [(f.stats, f.session, {s: getattr(f.books.get(s), "seq", None) for s in symbols}) for f in feeds]
+    state = [(f.stats, f.session, {s: getattr(f.channel(s), "seq", None) for s in symbols}) for f in feeds]
     raise AssertionError(f"feeds did not converge to session {publisher.session}: {state}")
 
 
@@ -187,6 +252,25 @@ class FeedVenue:
             for records in self.history:
                 new.on_events(records)
             self.publisher = new.start()
+
+    def publish_auction(self, prices: dict[str, tuple[int, int]], number: int, indicative: int = 0,
+                        **result: int) -> None:
+        """Hand the publisher an auction's AUCTION_PRICE and AUCTION_RESULT events as the engine's Market would
+        (docs/auction.md), after the engine's last event: ``prices`` symbol -> (price, volume); ``result``: the
+        AuctionResult's fields by their feed names (status 1 unless given)."""
+        with self._publisher_lock:
+            seq = max((int(r["seq"][-1]) for r in self.history if len(r)), default=0)
+        ev = np.zeros(len(prices) + 1, EVENT_DTYPE)
+        ev["seq"] = np.arange(seq + 1, seq + 2 + len(prices))
+        ev["ts"], ev["order_id"], ev["side"], ev["instrument"] = self.clock.now, number, indicative, -1
+        ev["kind"][:-1] = PackageEventKind.AUCTION_PRICE
+        for k, symbol in enumerate(sorted(prices, key=self.instrument_of.get)):
+            ev[k]["instrument"] = self.instrument_of[symbol]
+            ev[k]["price"], ev[k]["qty"] = prices[symbol]
+        ev[-1]["kind"], ev[-1]["status"] = PackageEventKind.AUCTION_RESULT, 1
+        for name, value in result.items():
+            ev[-1][RESULT_FIELDS[name]] = value
+        self.on_events(ev)
 
     def trader(self, firm: str) -> Client:
         c = Client(self.ctx, self.gateway.endpoint)

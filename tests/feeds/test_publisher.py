@@ -7,7 +7,6 @@ import random
 import time
 
 import numpy as np
-import pytest
 import zmq
 
 from engine.codes import InstrumentStatus, Side
@@ -20,61 +19,6 @@ from feeds.publisher import FeedPublisher
 from tests.conftest import CLOSE_NS, make_instruments
 from tests.feeds.conftest import LOOPBACK, EngineFlow, engine_books, local_books, publisher_books, replay
 from tests.gateway.conftest import FakeClock
-
-
-class Bench:
-    """An engine, a bound publisher and one SUB that has everything (subscription confirmed by a heartbeat)."""
-
-    def __init__(self):
-        self.engine = Exchange(make_instruments(), 3)
-        self.clock = FakeClock(10**9)
-        self.pub = FeedPublisher(self.engine.instruments, LOOPBACK, LOOPBACK, clock=self.clock).bind()
-        self.ctx = zmq.Context()
-        self.sub = self.ctx.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.LINGER, 0)
-        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
-        self.sub.connect(self.pub.endpoint)
-        for _ in range(200):
-            self.pub.heartbeat(force=True)
-            if self.sub.poll(20):
-                break
-        else:
-            raise AssertionError("subscription never arrived")
-        self.drain()
-
-    def run(self, commands: list) -> np.ndarray:
-        self.engine.process_batch(commands_to_records(commands))
-        events = self.engine.last_events.copy()
-        self.pub.on_events(events)
-        return events
-
-    def drain(self, timeout: float = 5.0) -> list:
-        """Every feed message published so far but heartbeats."""
-        want = {s: self.pub.seq(s) for s in self.pub.symbols}
-        got, seen = [], {}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(seen.get(s, 0) < q for s, q in want.items() if q) \
-                or self.sub.poll(0):
-            if not self.sub.poll(50):
-                continue
-            topic, frame = self.sub.recv_multipart()
-            for m in fp.feed_frame_decoder.decode(frame):
-                assert topic == fp.topic(m.symbol) and m.session == self.pub.session
-                if not isinstance(m, fp.Heartbeat):
-                    got.append(m)
-                    seen[m.symbol] = m.seq
-        return got
-
-    def close(self):
-        self.pub.stop()
-        self.ctx.destroy(linger=0)
-
-
-@pytest.fixture
-def bench():
-    b = Bench()
-    yield b
-    b.close()
 
 
 def test_publisher_books_equal_the_engine_after_every_batch_of_random_flow(bench):
@@ -173,8 +117,8 @@ def test_frames_are_msgspec_encodings_of_the_messages_split_per_instrument_and_t
     assert fp.feed_frame_decoder.decode(fp.encoder.encode([m])) == [m]
     schema = fp.json_schema()
     names = set(schema["$defs"])
-    for cls in (*fp.FEED_CLASSES, fp.SnapshotInstrument, fp.SnapshotLevel, fp.SnapshotOrder, fp.SnapshotEnd,
-                fp.SnapshotRequest):
+    for cls in (*fp.FEED_CLASSES, fp.SnapshotInstrument, fp.SnapshotLevel, fp.SnapshotOrder, fp.SnapshotAuction,
+                fp.SnapshotEnd, fp.SnapshotRequest):
         assert cls.__name__ in names
     assert "firm" not in str(schema)
     assert json.loads(fp.SCHEMA_PATH.read_text()) == json.loads(json.dumps(schema))  # the committed copy

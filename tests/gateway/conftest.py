@@ -1,8 +1,9 @@
 """A running gateway on loopback with a clock the test drives, and raw DEALER clients.
 
 ``venue`` starts an engine over the default listing (anchored at 2026-12-01T08
-UTC) behind a Gateway whose clock is ``venue.clock`` (set ``venue.clock.now``
-to move time; the gateway loop notices within ~20 ms). ``venue.client(firm,
+UTC), with the package call auction (``engine.auction.market.Market``), behind
+a Gateway whose clock is ``venue.clock`` (set ``venue.clock.now`` to move time;
+the gateway loop notices within ~20 ms). ``venue.client(firm,
 session)`` connects a DEALER and logs on in plain text. Every wait is bounded.
 ``Venue(config, engine, clock, rebuild)`` puts another engine (a journaled
 one) behind the gateway; ``rebuild(gateway)`` runs before the gateway starts.
@@ -15,6 +16,7 @@ import time
 import pytest
 import zmq
 
+from engine.auction.market import Market
 from engine.exchange import Exchange
 from engine.listing import load_listing
 from gateway import protocol as p
@@ -100,7 +102,7 @@ def listing_instruments() -> list:
 class Venue:
     def __init__(self, config: GatewayConfig, engine=None, clock: FakeClock | None = None, rebuild=None):
         self.clock = clock or FakeClock(ANCHOR_NS + 5 * 10**9)
-        self.engine = engine if engine is not None else Exchange(listing_instruments(), len(config.firms))
+        self.engine = engine if engine is not None else Market(Exchange(listing_instruments(), len(config.firms)))
         self.gateway = Gateway(config, self.engine, clock=self.clock)
         if rebuild is not None:
             rebuild(self.gateway)

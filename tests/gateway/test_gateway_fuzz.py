@@ -20,10 +20,11 @@ Three sockets never log on: there, even well-formed orders on real symbols
 must be refused, and every frame must get exactly one reply (ProtocolError or
 LogonRejected). Three sockets log on as firms that own no orders (after a
 first round of garbage) and send the same garbage plus half-valid order
-messages that are invalid by construction: a NewOrder or quote on a listed
-symbol always carries a quantity the firm may not send (<= 0 or above its
-maximum), anything else names an unknown symbol; cancels and modifies name
-order ids of other firms or none. So no fuzz frame can create, change or
+messages that are invalid by construction: a NewOrder, quote, package leg or
+block package on a listed symbol always carries a quantity the firm may not
+send (<= 0 or above its maximum), anything else names an unknown symbol;
+cancels and modifies name order ids of other firms or none (there are no
+packages to cancel). So no fuzz frame can create, change or
 remove an order, and the test checks exactly that: the engine's books, its
 order/trade counters, the rest of its arena (hashed) and the gateway's order
 table are as before. Then a valid client still logs on and gets an order
@@ -61,7 +62,8 @@ OWNERS = ("ALPHA", "BETA")  # firms with resting orders; no fuzz socket ever spe
 FUZZ_FIRMS = ("FUZZA", "FUZZB", "FUZZC")  # firms the logged-on fuzz sockets use; they never own an order
 UNKNOWN_FIRMS = ("", "NOBODY", "alpha", "ALPHA ", " ALPHA", "FUZZ", "fuzza", "A" * 33, "X" * 5000, "ÄLPHA", "\x00")
 HARD_LIMIT = 1 << 20  # above this ZeroMQ drops the sender's connection (gateway.server.HARD_FRAME_LIMIT)
-ORDER_REPORTS = (p.Accepted, p.Executed, p.Cancelled, p.Replaced)
+ORDER_REPORTS = (p.Accepted, p.Executed, p.Cancelled, p.Replaced, p.PackageAccepted, p.PackageExecuted,
+                 p.PackageCancelled, p.PackageNotFilled)
 
 INT_EXTREMES = (-1, 0, -(2**31), 2**31, 2**32, -(2**63), 2**63 - 1, 2**63, 2**64 - 1)
 ENUM_BAD = (-1, 2, 3, 4, 7, 9, 127, 128, 255, 256, 2**31, 2**63, 2**64 - 1)
@@ -127,7 +129,8 @@ class FrameMaker:
 
     def valid_dict(self, logged_on: bool) -> dict:
         """A client message as a dict that decodes as-is and can never create an order on ``logged_on``."""
-        kind = self.rng.choice(["NewOrder", "NewOrder", "Cancel", "Modify", "MassCancel", "MassQuote", "Heartbeat"])
+        kind = self.rng.choice(["NewOrder", "NewOrder", "Cancel", "Modify", "MassCancel", "MassQuote", "Heartbeat",
+                                "NewPackage", "NewBlockPackage", "CancelPackage"])
         if kind == "NewOrder":
             listed = self.rng.random() < 0.5
             sym = self.symbol(listed_ok=True) if listed else self.symbol(listed_ok=False)
@@ -155,6 +158,25 @@ class FrameMaker:
                 entries.append({"symbol": sym, "bid_price": 1000, "bid_qty": bid_qty, "ask_price": 1100,
                                 "ask_qty": ask_qty})
             return {"type": "MassQuote", "quote_id": self.rng.randrange(1, 1 << 40), "entries": entries}
+        if kind == "NewPackage":
+            alternatives = []
+            for _ in range(self.rng.randrange(1, 3)):
+                legs = [{"symbol": sym, "qty": self.bad_qty() if logged_on and sym in self.symbols else 1}
+                        for sym in (self.symbol(listed_ok=True) for _ in range(self.rng.randrange(1, 3)))]
+                alternatives.append({"legs": legs, "limit": self.rng.choice([1000, 10**6])})
+            return {"type": "NewPackage", "client_order_id": self.rng.randrange(1, 1 << 40),
+                    "side": self.rng.randrange(2), "alternatives": alternatives}
+        if kind == "NewBlockPackage":
+            block = {"accelerator": self.rng.choice(["H100", "B200", "NOPE"]), "region": "US-EAST",
+                     "gpus": self.bad_qty() if logged_on else 1, "hours": self.rng.choice([1, 4, 10**6]),
+                     "service_class": "FIRM"}
+            if self.rng.random() < 0.5:
+                block |= {"window_start": 0, "window_end": self.rng.choice([2**63 - 1, 2**62]), "max_price": 3000}
+                return {"type": "NewBlockPackage", "client_order_id": self.rng.randrange(1, 1 << 40), "bid": [block]}
+            block |= {"start": 1_796_126_400 * 10**9, "min_price": 1000}
+            return {"type": "NewBlockPackage", "client_order_id": self.rng.randrange(1, 1 << 40), "offer": block}
+        if kind == "CancelPackage":
+            return {"type": "CancelPackage", "package_id": self.order_id()}
         return {"type": "Heartbeat"}
 
     def order_id(self) -> int:
@@ -182,6 +204,12 @@ class FrameMaker:
                 if e.symbol in self.symbols:  # refused by the gateway (too big) or by the engine (both sides <= 0)
                     assert max(e.bid_qty, e.ask_qty) > 10_000 or (
                         e.bid_qty <= 0 and e.ask_qty <= 0 and (e.bid_qty, e.ask_qty) != (0, 0)), msg
+        if isinstance(msg, p.NewPackage):  # every alternative has a leg the gateway refuses, or none is listed
+            assert all(any(leg.qty <= 0 or leg.qty > 10_000 or leg.symbol not in self.symbols for leg in a.legs)
+                       for a in msg.alternatives), msg
+        if isinstance(msg, p.NewBlockPackage):
+            blocks = msg.bid if msg.offer is None else [msg.offer]
+            assert all(b.gpus <= 0 or b.gpus > 10_000 for b in blocks), msg
         if isinstance(msg, p.Logon):
             assert msg.firm not in OWNERS, msg
         return d
@@ -388,6 +416,7 @@ def engine_state(venue) -> dict:
         "arena_body_sha256": hashlib.sha256(A[HEADER:].tobytes()).hexdigest(),
         "gateway_orders": sorted((oid, o.owner.firm, o.instrument, o.leaves)
                                  for oid, o in venue.gateway.orders.items()),
+        "packages": (len(venue.engine.packages), dict(venue.gateway.packages)),
     }
 
 

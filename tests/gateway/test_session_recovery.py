@@ -50,6 +50,8 @@ def gateway_state(gw: Gateway) -> dict:
     return {
         "stores": {key: list(s.store) for key, s in gw.sessions.by_key.items() if s.store},
         "live": {key: set(s.live_orders) for key, s in gw.sessions.by_key.items() if s.live_orders},
+        "live_packages": {key: set(s.live_packages) for key, s in gw.sessions.by_key.items() if s.live_packages},
+        "packages": {pid: (k.owner.firm, k.owner.name, k.client_order_id, k.side) for pid, k in gw.packages.items()},
         "orders": {oid: (o.owner.firm, o.owner.name, o.instrument, o.leaves) for oid, o in gw.orders.items()},
         "open": {k: v for k, v in gw.open_qty.items() if v},
         "quotes": {k: oid for k, oid in gw.quote_orders.items() if oid in gw.orders},

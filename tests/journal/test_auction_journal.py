@@ -1,6 +1,7 @@
 """The call auction through the journal: replay and recovery reproduce every result; positions balance."""
 
 import numpy as np
+import pytest
 
 from engine.auction import Alternative, Leg
 from engine.auction.market import package_records, run_auction_record
@@ -68,3 +69,23 @@ def test_replay_and_recovery_reproduce_auction_results_and_positions_balance(tmp
                                                      & (events["firm"] == BUYER)])
     assert sum(p.bought for (firm, _), p in positions.positions.items() if firm == BUYER) == package_gpus
     assert any(e["liquidity"] == 3 for e in events[events["kind"] == EventKind.FILL])  # a book order in an auction
+
+
+def test_replay_in_tiny_chunks_never_cuts_a_package_and_malformed_packages_are_not_journaled(tmp_path):
+    d = tmp_path / "j"
+    je = JournaledExchange.create(d, listing(), 8, config=small_config(snapshot_every_commands=0))
+    live = []
+    for batch in _script():
+        je.process_batch(batch)
+        live.append(je.last_events.copy())
+    whole = package_records(9, BUYER, 9, Side.BUY, [Alternative([Leg(0, 1)], 500)])
+    for bad in (whole[:2], whole[1:], np.concatenate([whole, whole[2:]])):
+        with pytest.raises(ValueError, match="package"):
+            je.process_batch(bad)
+    state = je.state_hash()
+    je.close()
+    for chunk in (1, 2, 3, 5):
+        got = []
+        res = replay_journal(d, chunk=chunk, on_events=lambda ev, got=got: got.append(ev.copy()))
+        assert res.state_hash() == state
+        assert np.concatenate(got).tolist() == np.concatenate(live).tolist()

@@ -7,6 +7,7 @@ heartbeat intervals give the gateway up), as for the simulated participants.
 
 import time
 
+from engine.auction.market import Market
 from engine.exchange import Exchange
 from engine.instruments import NS_PER_HOUR
 from engine.listing import load_listing
@@ -20,11 +21,12 @@ LOOPBACK = "tcp://127.0.0.1:*"
 
 
 class LiveVenue:
-    """Engine over the default listing anchored at the current hour, feeds, gateway counting trades."""
+    """Engine (with the package auction) over the default listing anchored at the current hour, feeds,
+    gateway counting trades."""
 
     def __init__(self, firms=DEFAULT_FIRMS):
         instruments = load_listing(None).instruments(time.time_ns() // NS_PER_HOUR * NS_PER_HOUR)
-        self.engine = Exchange(instruments, len(firms))
+        self.engine = Market(Exchange(instruments, len(firms)))
         self.publisher = FeedPublisher(instruments, LOOPBACK, LOOPBACK).start()
         self.gateway = Gateway(GatewayConfig.for_tests(firms=list(firms)), self.engine)
         self.gateway.on_events = count_trades(self.publisher.on_events, self.gateway.stats)

@@ -8,7 +8,7 @@ from gateway.cli import main
 from tests.feeds.conftest import OTHER, SYMBOL, FeedVenue
 
 
-def test_top_once_shows_the_active_instruments_the_venue_and_the_auction_slot(capsys):
+def test_top_once_shows_the_active_instruments_the_venue_and_the_last_auction(capsys):
     venue = FeedVenue()
     try:
         alpha, beta = venue.trader("ALPHA"), venue.trader("BETA")
@@ -17,11 +17,20 @@ def test_top_once_shows_the_active_instruments_the_venue_and_the_auction_slot(ca
         assert [alpha.expect(p.Accepted).client_order_id for _ in range(2)] == [1, 2]
         beta.send(p.NewOrder(3, OTHER, Side.BUY, 3, 3100, tif=TimeInForce.IOC))
         beta.expect(p.Executed)
-        code = main(["top", "--once", "--feed", venue.publisher.endpoint, "--snapshots",
-                     venue.publisher.snapshot_endpoint, "--admin", venue.gateway.admin_endpoint, "--timeout", "5"])
+        argv = ["top", "--once", "--feed", venue.publisher.endpoint, "--snapshots", venue.publisher.snapshot_endpoint,
+                "--admin", venue.gateway.admin_endpoint, "--timeout", "5"]
+        code = main(argv)
         out = capsys.readouterr().out
+        # an auction (the solve time from the venue), then an indicative run for the next one
+        venue.publisher.auction_solve_us = lambda auction, indicative: 2500
+        venue.publish_auction({SYMBOL: (2470, 12), OTHER: (3050, 30)}, 1, surplus=12_345, accepted=3, not_accepted=2)
+        venue.publish_auction({SYMBOL: (2480, 6)}, 2, indicative=1)
+        assert main(argv) == 0
+        auction = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("auction"))
     finally:
         venue.close()
+    assert auction == (f"auction  #1 optimal, surplus $12.345, 3 packages accepted, 2 not, 2.5 ms; {OTHER} 3.050 x 30, "
+                       f"{SYMBOL} 2.470 x 12   indicative #2: {SYMBOL} 2.480 x 6")
     assert code == 0 and "\x1b[" not in out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith((SYMBOL, OTHER))}
     assert rows[SYMBOL][1:5] == ["OPEN", "12", "2.450", "-"]  # a bid of 12 GPUs, no ask

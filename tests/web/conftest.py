@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from engine.codes import TimeInForce
+from feeds import protocol as fp
 from feeds.web import WebBridge, WebServer
 from gateway import protocol as p
 from tests.feeds.conftest import FeedVenue
@@ -173,3 +174,21 @@ def realistic_market(venue: FeedVenue, hours: list[str], seed: int = 7) -> list[
         venue.clock.now += rng.randint(200, 1500) * 10**6  # well within the traders' heartbeat interval
         round_trip(taker, takes[i: i + 4])
     return symbols
+
+
+def auction_market(venue: FeedVenue, symbols: list[str], seed: int = 11) -> None:
+    """A call auction (number 1) clearing a third of the symbols near their mids, then the indicative prices of
+    auction 2 on a few of them; the venue reports a solve time of 184.2 ms."""
+    import random
+
+    rng = random.Random(seed)
+    venue.publisher.auction_solve_us = lambda auction, indicative: 184_200
+    mids = {}
+    for s in symbols:
+        b = venue.publisher.snapshot(fp.SnapshotRequest(0, [s]))
+        levels = [m.price for m in b if isinstance(m, fp.SnapshotLevel)]
+        mids[s] = sum(levels) // len(levels) if levels else 2000
+    cleared = sorted(rng.sample(symbols, len(symbols) // 3))
+    venue.publish_auction({s: (mids[s], rng.choice((8, 16, 24, 40))) for s in cleared}, 1, surplus=1_284_400,
+                          accepted=9, not_accepted=4, paradoxically_rejected=1, ir_cost=3_100)
+    venue.publish_auction({s: (mids[s] + rng.randint(-20, 20), 8) for s in cleared[:6]}, 2, indicative=1, accepted=3)

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from feeds.web import tick_units
+from feeds.web import WebBridge, tick_units
 from gateway import cli
 from gateway import protocol as p
 from tests.gateway.conftest import OTHER, SYMBOL
@@ -70,15 +70,40 @@ def test_state_and_long_poll_carry_books_trades_and_published_messages(web):
     assert books[SYMBOL]["last"][:2] == [2500, 2] and books[SYMBOL]["volume"] == 2
     trades = [m for m in got["messages"] if m["type"] == "Trade"]
     assert [(t["symbol"], t["price"], t["qty"], t["side"]) for t in trades] == [(SYMBOL, 2500, 2, 0)]
-    # anything published (e.g. a future auction result) is forwarded as is, and kept for new browsers
-    web.bridge.publish({"type": "AuctionResult", "auction_id": 1, "prices": [{"symbol": SYMBOL, "price": 2470}]})
+    # anything published is forwarded as is, and kept for new browsers
+    web.bridge.publish({"type": "Notice", "text": "maintenance at 18:00"})
     status, body = get(web, f"/api/poll?after={got['id']}&wait=2")
-    assert json.loads(body)["messages"] == [{"type": "AuctionResult", "auction_id": 1,
-                                             "prices": [{"symbol": SYMBOL, "price": 2470}]}]
-    assert web.bridge.state()["recent"][-1]["type"] == "AuctionResult"
+    assert json.loads(body)["messages"] == [{"type": "Notice", "text": "maintenance at 18:00"}]
+    assert web.bridge.state()["recent"][-1]["type"] == "Notice"
+    # an auction from the feed: the Books carry the prices, the result follows; the State keeps both
+    web.publish_auction({SYMBOL: (2470, 12)}, 1, surplus=5000, accepted=2)
+    state = web.wait(lambda s: s["auctions"][0] is not None, "no auction result reached the bridge")
+    assert next(b for b in state["books"] if b["symbol"] == SYMBOL)["auction"] == {"auction": 1, "price": 2470,
+                                                                                  "qty": 12}
+    result = state["auctions"][0]
+    assert (result["type"], result["symbol"], result["auction"], result["surplus"], result["accepted"]) == (
+        "AuctionResult", "AUCTION", 1, 5000, 2) and state["auctions"][1] is None
     # an id older than the ring (or -1) gets a State instead
     status, body = get(web, "/api/poll?after=-1&wait=0")
     assert json.loads(body)["messages"][0]["type"] == "State"
+
+
+def test_a_bridge_started_after_an_auction_learns_it_from_the_snapshot(web):
+    web.publish_auction({SYMBOL: (2470, 12)}, 5, accepted=1)
+    web.publish_auction({SYMBOL: (2475, 3)}, 6, indicative=1)
+    late = WebBridge(web.publisher.endpoint, web.publisher.snapshot_endpoint, flush_s=0.05, heartbeat_timeout_s=600,
+                     ctx=web.ctx).start()
+    try:
+        deadline = time.monotonic() + 10
+        while not ((state := late.state())["synced"] and state["auctions"][1] is not None):
+            assert time.monotonic() < deadline, "the late bridge never showed the auction"
+            time.sleep(0.01)
+    finally:
+        late.stop()
+    assert [(r["auction"], r["indicative"], r["accepted"]) for r in state["auctions"]] == [(5, 0, 1), (6, 1, 0)]
+    book = next(b for b in state["books"] if b["symbol"] == SYMBOL)
+    assert (book["auction"], book["indicative"]) == ({"auction": 5, "price": 2470, "qty": 12},
+                                                     {"auction": 6, "price": 2475, "qty": 3})
 
 
 def test_server_sent_events_start_with_the_state_then_stream_batches(web):
@@ -153,13 +178,30 @@ def test_the_page_in_headless_chromium(chromium, web, tmp_path):
                  f"--screenshot={png}", "--window-size=1280,900", budget_ms=3000)
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
-    # an auction result published later has its panel
-    web.bridge.publish({"type": "AuctionResult", "auction_id": 42, "ts": 1_796_112_005_000_000_000,
-                        "prices": [{"symbol": SYMBOL, "price": 2470}],
-                        "allocations": [{"symbol": SYMBOL, "side": "BUY", "qty": 12, "price": 2470}]})
+    # an auction on the feed: its summary and allocation (by accelerator, then hour), then the next auction's
+    # indicative prices; the curve marks the clearing prices
+    later = SYMBOL[:-2] + "14"
+    web.publisher.auction_solve_us = lambda auction, indicative: 12_345
+    web.publish_auction({SYMBOL: (2470, 12), later: (2490, 8), OTHER: (5120, 30)}, 42, surplus=98_765, accepted=3,
+                        not_accepted=1, ir_cost=250)
+    web.publish_auction({SYMBOL: (2480, 4)}, 43, indicative=1, accepted=1)
+    web.wait(lambda s: s["auctions"][1] is not None, "the indicative result did not reach the bridge")
     dom = _dom(chromium, web, tmp_path, "p3")
     auction = re.search(r'<div id="auction">(.*?)</section>', dom, re.S).group(1)
-    assert "no auction yet" not in auction and "42" in auction and "$2.470" in auction and "12" in auction
+    assert "no auction yet" not in auction
+    summary = dict(re.findall(r"<dt>([^<]*)</dt><dd>([^<]*)</dd>", auction))
+    assert (summary["Auction"], summary["Status"], summary["Surplus"], summary["Packages"], summary["Lost to IR"],
+            summary["Solve time"]) == ("#42", "optimal", "$98.765", "3 accepted · 1 not", "$0.250", "12.3 ms")
+    tables = re.findall(r'<table class="allocation" data-kind="(\w+)" data-accelerator="(\w+)">(.*?)</table>', auction,
+                        re.S)
+    rows = [(kind, acc, re.findall(r'<tr class="auction-price" data-symbol="([^"]+)" data-price="(\d+)" '
+                                   r'data-qty="(\d+)">', body)) for kind, acc, body in tables]
+    assert rows == [("auction", "B200", [(OTHER, "5120", "30")]),
+                    ("auction", "H100", [(SYMBOL, "2470", "12"), (later, "2490", "8")]),
+                    ("indicative", "H100", [(SYMBOL, "2480", "4")])]
+    assert "Indicative prices of auction #43" in auction
+    h100 = re.search(r'<svg[^>]*data-accelerator="H100".*?</svg>', dom, re.S).group(0)
+    assert re.search(rf'<rect[^>]*data-symbol="{re.escape(later)}" data-kind="auction" data-price="2490"', h100)
 
 
 def test_urlopen_gets_the_page(web):
