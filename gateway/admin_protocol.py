@@ -40,6 +40,7 @@ class AuctionSummary(msgspec.Struct, frozen=True):
     ir_cost: int  # surplus lost to individual rationality, ticks
     gap_ppm: int
     traded: list[tuple[str, int, int]] = []  # (symbol, price in ticks, GPUs) of each instrument with volume
+    solve_us: int = 0  # wall time of the engine call that cleared it (journal write included), microseconds
 
 
 class VenueStatus(msgspec.Struct, frozen=True):
@@ -56,6 +57,7 @@ class VenueStatus(msgspec.Struct, frozen=True):
     stats: dict[str, int]  # the gateway's counters (frames, commands, trades, traded_qty, ...)
     journal_seq: int = -1  # the last journalled command; -1: no journal
     live_packages: int = 0
+    next_auction_ns: int = 0  # gateway clock time of the next scheduled auction; 0: none scheduled
 
 
 class AdminReply(msgspec.Struct, frozen=True):

@@ -206,6 +206,8 @@ class Gateway:
         self.auctions = runs_auctions(engine)
         self.packages: dict[int, _Package] = {}  # live packages by package id
         self.last_auction: AuctionSummary | None = None
+        self.clear_us = 0  # wall time of the engine call of the last batch with a RUN_AUCTION, microseconds
+        self._timing_auction = False
         self._auction: tuple[int, bool] = (0, False)  # (number, final) of the auction whose events are routed
         self._traded: list[tuple[str, int, int]] = []
         self._next_auction_ns = self._next_indicative_ns = 0
@@ -633,6 +635,7 @@ class Gateway:
 
     def _auction_row(self, now: int, indicative: bool) -> tuple:
         cfg = self.config
+        self._timing_auction = True
         return _row(PK.RUN_AUCTION, ord_type=int(indicative), ts=now, price=cfg.auction_time_limit_ms,
                     qty=cfg.auction_gap_ppm)
 
@@ -672,10 +675,14 @@ class Gateway:
         self._pending.clear()
         self._last_engine_ns = now
         records = np.array(rows, dtype=COMMAND_DTYPE)
+        timing, self._timing_auction = self._timing_auction, False
+        t0 = time.perf_counter() if timing else 0.0
         if self._journaled:
             self.engine.process_batch(records, self._note(origins))
         else:
             self.engine.process_batch(records)
+        if timing:  # the wall time of the batch that cleared an auction: its solve time, as the feeds report it
+            self.clear_us = int((time.perf_counter() - t0) * 1e6)
         events = self.engine.last_events
         if self.on_events is not None:
             self.on_events(events)
@@ -830,7 +837,7 @@ class Gateway:
             indicative = bool(ev[_SIDE])
             self.stats["indicative_auctions" if indicative else "auctions"] += 1
             self.last_auction = AuctionSummary(pid, indicative, ev[_STATUS], ev[_PRICE], ev[_QTY], ev[_LEAVES],
-                                               ev[_CUM], ev[_TID], ev[_COUNT], self._traded)
+                                               ev[_CUM], ev[_TID], ev[_COUNT], self._traded, self.clear_us)
             self._traded = []
 
     def _auction_started(self, events: list[tuple]) -> None:
@@ -924,7 +931,7 @@ class Gateway:
             suspended=[self.config.firms[f].name for f in sorted(self.suspended)],
             sessions=len(self.sessions.by_key), connected=len(self.sessions.by_routing_id),
             live_orders=len(self.orders), stats=dict(self.stats), journal_seq=getattr(self.engine, "last_seq", -1),
-            live_packages=len(self.packages))
+            live_packages=len(self.packages), next_auction_ns=max(self._next_auction_ns, 0) if self.auctions else 0)
         return AdminReply(True, f"sessions {status.sessions} connected {status.connected} live orders "
                                 f"{status.live_orders} suspended {sorted(self.suspended)} stats {status.stats}", status)
 

@@ -12,8 +12,8 @@ trades, statuses) and, when reachable, the gateway's admin ``status``
 * the auction line (from the feed's AUCTION channel and auction prices): the
   last auction's number, status, surplus, packages accepted, solve time and
   its largest clearing volumes, and the prices of a newer indicative run
-  ("no auction yet" before the first); the admin status has no auction
-  schedule, so no countdown to the next auction;
+  ("no auction yet" before the first), led by the countdown to the next
+  scheduled auction when the admin status gives it;
 * one row per active instrument (a non-empty book or a trade seen), most
   traded first: status, best bid and ask with their sizes, last price,
   trades and volume since start; as many rows as ``--rows`` (default: what
@@ -94,9 +94,11 @@ class Dashboard:
         then the prices of an indicative run newer than it."""
         feed = self.feed
         final, indicative = feed.auction_result(), feed.auction_result(indicative=True)
+        st = self.status
+        due = f"next in {max(0, st.next_auction_ns - st.clock_ns) / 1e9:.0f}s; " if st and st.next_auction_ns else ""
         if final is None and indicative is None:
-            return "auction  no auction yet"
-        parts = []
+            return f"auction  {due}no auction yet"
+        parts = [due.rstrip("; ")] if due else []
         if final is not None:
             status = format_auction_status(final.status).lower()
             parts.append(f"#{final.auction} {status}, surplus ${format_notional(final.surplus, 1, self.tick)}, "

@@ -72,6 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # one replay of the journal's whole history gives both, before either opens
         replay_journal(args.journal, verify_checkpoints=False, on_events=feeds.on_events,
                        on_commands=gateway.replay_commands)
+    feeds.auction_solve_us = lambda auction, indicative: gateway.clear_us  # the feed asks while the batch is published
     feeds.start()
     gateway.on_events = count_trades(feeds.on_events, gateway.stats)
     gateway.start()

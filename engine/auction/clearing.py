@@ -33,8 +33,10 @@ Formulation (units in ``engine.auction.orders``; GPU quantities, ticks, all inte
    (a) minimise the lost surplus of rejected packages, ``sum_b max(0, max_a limit[b,a] - cost[b,a](p))``
        plus ``sum_o max(0, revenue[o](p) - min_total[o])`` (paradoxically rejected orders);
    (b) then, keeping that loss, minimise ``sum_i |k[i] - mid[i]|`` where ``mid[i]`` is the middle
-       of the instrument's price range: ``[lo, hi]`` tightened by bound propagation over the
-       accepted packages, ``mid = (k_lo + k_hi) // 2`` (rounded down, toward buyers).
+       of the instrument's price range (``[lo, hi]`` tightened by bound propagation over the
+       accepted packages, ``(k_lo + k_hi) // 2``, rounded toward buyers), or, on an instrument
+       that accepted packages name, the middle between their average limits per GPU-hour on the
+       buy and the sell side, clipped into that range (so a block's hours get like prices).
    Instruments no package touches get ``mid`` directly.
    Divisible fills at ``p``: better than the price -> full, worse -> none; at the price the
    marginal orders trade the most volume that balances, in ascending order_id per side.
@@ -479,13 +481,36 @@ def _box(pb: _Problem, chosen: list[int]) -> tuple[dict[int, int], dict[int, tup
     return net, box
 
 
+def _targets(pb: _Problem, chosen: list[int], box: dict[int, tuple[int, int]]) -> dict[int, int]:
+    """Per instrument the grid index prices are drawn toward: the middle of its box, or, where accepted
+    packages name it, the middle between their average price per GPU-hour on the buy side and on the
+    sell side (each side's when only one trades there), clipped into the box. So a block's hours get
+    like prices, not one at a band edge and another at the other. O(legs of the accepted packages)."""
+    units: dict[int, tuple[list[float], list[float]]] = {}
+    for c in chosen:
+        legs = pb.col_legs[c]
+        unit = abs(pb.col_value[c]) / sum(q for _, q in legs)
+        for i, _ in legs:
+            units.setdefault(i, ([], []))[0 if pb.col_sign[c] > 0 else 1].append(unit)
+    out = {}
+    for i in pb.active:
+        lo, hi = box[i]
+        if i not in units:
+            out[i] = (lo + hi) // 2
+            continue
+        means = [sum(u) / len(u) for u in units[i] if u]
+        k = math.floor(sum(means) / len(means) / pb.inst[i].price_increment)
+        out[i] = min(max(k, lo), hi)
+    return out
+
+
 def _price(pb: _Problem, chosen: list[int], time_limit_s: float) -> _Pricing | None:
     """Admissible grid prices for the decision (see the module docstring, step 2), or None."""
     got = _box(pb, chosen)
     if got is None:
         return None
     net, box = got
-    mid = {i: (box[i][0] + box[i][1]) // 2 for i in pb.active}
+    mid = _targets(pb, chosen, box)
     chosen_set = set(chosen)
     # paradoxical-rejection rows: rejected columns that could be in the money somewhere in the box
     prb_groups: list[list[int]] = []  # per rejected order, its candidate columns

@@ -364,7 +364,7 @@ class Market:
                 out.package_event(PackageEventKind.PACKAGE_UNFILLED, ts, firm=p.firm,
                                   client_order_id=p.client_order_id, order_id=p.package_id, side=p.side,
                                   reason=int(o.outcome), count=max(0, o.alternative), qty=o.limit,
-                                  price=o.bundle_price)
+                                  price=o.bundle_price, trade_id=number)
 
     # ------------------------------------------------------------ the engine's other calls
 

@@ -83,17 +83,19 @@ def test_brief_example_block_or_else_h100_with_urgent_b200_buyer():
     assert _outcome(r, OrderKind.PACKAGE_BID, 2).outcome == Outcome.ACCEPTED
     assert _outcome(r, OrderKind.PACKAGE_OFFER, 1).outcome == Outcome.ACCEPTED
     # Prices. B200 hours 0,1: the resting asks must sell all 4 -> p >= 30; U caps p0 + p1 <= 140, band caps
-    # at 100 -> range [30, 100], middle (30 + 100) // 2 = 65. B200 hours 2..5 (and 6, 7): no divisible
-    # orders, A's bound 60*48 leaves the band [1, 100] -> middle 50. H100: resting bid 6 / ask 4 cross,
-    # range [4, 6], middle 5, which also keeps P2 out of the money (12 * 8 * 5 = 480 = its minimum).
+    # at 100 -> range [30, 100]. Accepted packages name these hours, so the price is drawn to the middle
+    # between their average limits per GPU-hour: buyers A 60 and U 70 (mean 65), seller P1 10 -> 37.5, 37 on
+    # the grid. B200 hours 2..5: A 60 and P1 10 -> 35. Hours 6, 7: no accepted package, no divisible order
+    # -> the middle of the band, 50. H100: resting bid 6 / ask 4 cross, range [4, 6], middle 5, which also
+    # keeps P2 out of the money (12 * 8 * 5 = 480 = its minimum).
     price = {p.instrument: p.price for p in r.prices}
-    assert [price[i] for i in range(8)] == [65, 65, 50, 50, 50, 50, 50, 50]
+    assert [price[i] for i in range(8)] == [37, 37, 35, 35, 35, 35, 50, 50]
     assert [price[i] for i in range(8, 16)] == [5] * 8
     assert _outcome(r, OrderKind.PACKAGE_OFFER, 2).outcome == Outcome.AT_PRICE
-    # A pays 8 * (65 + 65 + 4 * 50) = 2640 <= 2880; U pays 4 * 130 = 520 <= 560; P1 receives 2640 >= 480.
-    assert _outcome(r, OrderKind.PACKAGE_BID, 1).bundle_price == 2640
-    assert _outcome(r, OrderKind.PACKAGE_BID, 2).bundle_price == 520
-    assert _outcome(r, OrderKind.PACKAGE_OFFER, 1).bundle_price == 2640
+    # A pays 8 * (37 + 37 + 4 * 35) = 1712 <= 2880; U pays 4 * 74 = 296 <= 560; P1 receives 1712 >= 480.
+    assert _outcome(r, OrderKind.PACKAGE_BID, 1).bundle_price == 1712
+    assert _outcome(r, OrderKind.PACKAGE_BID, 2).bundle_price == 296
+    assert _outcome(r, OrderKind.PACKAGE_OFFER, 1).bundle_price == 1712
     volume = {p.instrument: p.volume for p in r.prices}
     assert [volume[i] for i in range(8)] == [12, 12, 8, 8, 8, 8, 0, 0]
     assert [volume[i] for i in range(8, 16)] == [2] * 8

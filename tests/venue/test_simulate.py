@@ -41,7 +41,7 @@ def test_simulated_firms_trade_every_accelerator_then_cancel_and_log_out():
         assert traded == accelerators, out.getvalue()
         assert result == [0] and not thread.is_alive()
         text = out.getvalue()
-        firms = [f for cls in POPULATION for f in cls.firms]
+        firms = {f for cls in POPULATION for f in cls.firms}
         assert f"{len(firms)} firms trading through" in text
         summary = text[text.index("cx simulate: ", text.index("firms trading through")):]
         assert all(f"  {a} " in summary for a in accelerators)  # a row of GPU-hours per accelerator
