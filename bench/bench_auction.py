@@ -16,13 +16,14 @@ pure core), the MILP status and gap, accepted counts and the IR cost, then one s
 
 Usage: python bench/bench_auction.py [--sizes 1000,10000,50000] [--time-limit 30] [--gap 1e-4]
 
-``--time-limit`` bounds each HiGHS solve, not the clearing: at this scale the winner-determination
-MILP usually stops at the limit (status FEASIBLE, gap shown), and the bench clears with
-``exact_rounds=1`` (from the second round on, every paradoxically accepted package is removed per
-round, EUPHEMIA-style) and at most 6 rounds, so clear_s is about rounds x time limit.
-No second solver is installed in the project venv (CBC via PuLP is optional), so
-``second_solver_agrees`` is ``skipped`` unless PuLP is importable, in which case the 1,000-bid
-compute instance's winner determination is re-solved by CBC and the objectives compared.
+``--time-limit`` bounds each HiGHS solve, not the clearing: at 10,000 bids and more the
+winner-determination MILP stops at the limit (status FEASIBLE, gap shown), and the bench clears
+with ``exact_rounds=1`` (from the second round on, every paradoxically accepted package is removed
+per round, EUPHEMIA-style, restarting from the previous solution) and at most 10 rounds, so clear_s
+is at most about rounds x time limit. CBC (PuLP, from bench/requirements-peers.txt, installed by
+``make bench``) re-solves the first winner-determination MILP of every instance up to
+``--second-solver-max`` bids (default 1,000) within ``--second-solver-limit`` seconds; the
+objectives must agree within the gaps (``second_solver_agrees``: yes / no / skipped with why).
 """
 
 from __future__ import annotations
@@ -204,6 +205,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,10000,50000")
     ap.add_argument("--time-limit", type=float, default=30.0)
     ap.add_argument("--gap", type=float, default=1e-4)
+    ap.add_argument("--messages", type=int, help="ignored (run_all.py passes it to every bench script)")
     ap.add_argument("--second-solver-max", type=int, default=1000, help="check sizes up to this with CBC")
     ap.add_argument("--second-solver-limit", type=float, default=120.0, help="CBC time limit, s")
     args = ap.parse_args()

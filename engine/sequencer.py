@@ -93,7 +93,7 @@ from engine.journal import (
     repair,
     write_genesis,
 )
-from engine.records import COMMAND_DTYPE, Command, Event, commands_to_records, events_from_records
+from engine.records import COMMAND_DTYPE, Command, Event, commands_to_records, events_from_records, zero_padding
 from engine.snapshot import (
     Snapshot,
     arena_state_hash,
@@ -118,23 +118,6 @@ class StateMismatchError(JournalError):
     """A replayed state hash differs from the one recorded in a checkpoint or snapshot."""
 
 
-def _padding_ranges(dtype: np.dtype) -> list[tuple[int, int]]:
-    """Byte ranges of a record that belong to no field (alignment padding)."""
-    used = np.zeros(dtype.itemsize, dtype=bool)
-    for name in dtype.names:
-        sub, off = dtype.fields[name][:2]
-        used[off : off + sub.itemsize] = True
-    ranges, start = [], None
-    for i, u in enumerate([*used.tolist(), True]):
-        if not u and start is None:
-            start = i
-        elif u and start is not None:
-            ranges.append((start, i))
-            start = None
-    return ranges
-
-
-_PADDING = _padding_ranges(COMMAND_DTYPE)
 
 
 def as_command_records(records: np.ndarray) -> np.ndarray:
@@ -156,9 +139,7 @@ def as_command_records(records: np.ndarray) -> np.ndarray:
             raise ValueError(f"unknown command kind in {sorted(set(kinds.tolist()) - known)}")
         if kinds.max() >= PackageCommandKind.PACKAGE:
             check_packages(records)
-        raw = records.view(np.uint8).reshape(len(records), COMMAND_DTYPE.itemsize)
-        for a, b in _PADDING:
-            raw[:, a:b] = 0
+        zero_padding(records)
     return records
 
 

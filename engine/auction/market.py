@@ -58,7 +58,7 @@ from engine.codes import (
     Side,
     TimeInForce,
 )
-from engine.records import COMMAND_DTYPE, EVENT_DTYPE
+from engine.records import COMMAND_DTYPE, EVENT_DTYPE, zero_padding
 
 _FIRST_PACKAGE_KIND = min(PackageCommandKind)
 _GAP_PPM_CAP = 2**31 - 1
@@ -458,4 +458,4 @@ class _Out:
         self.count += 1
 
     def events(self) -> np.ndarray:
-        return np.concatenate(self.parts) if self.parts else np.zeros(0, dtype=EVENT_DTYPE)
+        return zero_padding(np.concatenate(self.parts)) if self.parts else np.zeros(0, dtype=EVENT_DTYPE)
