@@ -161,6 +161,17 @@ def trade(engine, pub: FeedPublisher, flow: EngineFlow, batches: int) -> list:
     return out
 
 
+def assert_engine_books(client: FeedClient, engine, symbols: list[str]) -> None:
+    for i, s in enumerate(symbols):
+        assert local_books(client.book(s)) == engine_books(engine, i), s
+
+
+def close_all(client: FeedClient, pub: FeedPublisher, ctx: zmq.Context) -> None:
+    client.close()
+    pub.stop()
+    ctx.destroy(linger=0)
+
+
 def test_a_restarted_publisher_whose_seqs_start_over_below_the_subscriber_is_detected_by_its_session():
     """A venue restarted without its journal: a fresh engine, a new publisher on the same endpoints, seqs from
     1 again. Seqs alone would make the subscriber drop every new message as already seen."""
@@ -180,12 +191,9 @@ def test_a_restarted_publisher_whose_seqs_start_over_below_the_subscriber_is_det
         assert pub.seq(symbols[0]) < seqs_before[0]
         settle(pub, [client], symbols)
         assert client.stats["publisher_restarts"] == 1
-        for i, s in enumerate(symbols):
-            assert local_books(client.book(s)) == engine_books(engine, i)
+        assert_engine_books(client, engine, symbols)
     finally:
-        client.close()
-        pub.stop()
-        ctx.destroy(linger=0)
+        close_all(client, pub, ctx)
 
 
 def test_a_new_publisher_with_an_older_session_is_ignored_until_the_feed_is_dead_then_adopted():
@@ -219,12 +227,9 @@ def test_a_new_publisher_with_an_older_session_is_ignored_until_the_feed_is_dead
         assert client.dead
         settle(pub, [client], symbols)
         assert client.session == 1000 and client.stats["publisher_restarts"] == 0
-        for i, s in enumerate(symbols):
-            assert local_books(client.book(s)) == engine_books(engine, i)
+        assert_engine_books(client, engine, symbols)
     finally:
-        client.close()
-        pub.stop()
-        ctx.destroy(linger=0)
+        close_all(client, pub, ctx)
 
 
 def test_a_snapshot_request_outstanding_across_a_restart_is_answered_by_the_new_session_and_converges():
@@ -252,9 +257,6 @@ def test_a_snapshot_request_outstanding_across_a_restart_is_answered_by_the_new_
         pub.start()
         settle(pub, [client], symbols)
         assert client.stats["publisher_restarts"] == 1 and client.stats["snapshot_timeouts"] >= 1
-        for i, s in enumerate(symbols):
-            assert local_books(client.book(s)) == engine_books(engine, i)
+        assert_engine_books(client, engine, symbols)
     finally:
-        client.close()
-        pub.stop()
-        ctx.destroy(linger=0)
+        close_all(client, pub, ctx)
