@@ -72,6 +72,7 @@ import msgspec
 import numpy as np
 import zmq
 
+from engine.auction.market import Market
 from engine.auction.orders import (
     AUCTION_REJECT_TEXT,
     MAX_ALTERNATIVES,
@@ -184,7 +185,7 @@ class _OpenHours(Mapping):
 
 def runs_auctions(engine) -> bool:
     """Whether ``engine`` (or the exchange a journal wraps) is an ``engine.auction.market.Market``."""
-    return any(type(e).__module__ == "engine.auction.market" for e in (engine, getattr(engine, "exchange", None)))
+    return any(isinstance(e, Market) for e in (engine, getattr(engine, "exchange", None)))
 
 
 class Gateway:

@@ -217,16 +217,23 @@ def _validate_legs(legs: Sequence[Leg], instruments: Mapping[int, Instrument]) -
         return AuctionReject.TOO_MANY_LEGS
     seen: set[int] = set()
     for leg in legs:
-        inst = instruments.get(leg.instrument)
-        if inst is None:
-            return AuctionReject.UNKNOWN_INSTRUMENT
-        if leg.qty <= 0:
-            return AuctionReject.NON_POSITIVE_QTY
-        if leg.qty > inst.max_order_qty:
-            return AuctionReject.QTY_ABOVE_MAXIMUM
+        reason = _size_reason(instruments.get(leg.instrument), leg.qty)
+        if reason:
+            return reason
         if leg.instrument in seen:
             return AuctionReject.DUPLICATE_LEG
         seen.add(leg.instrument)
+    return AuctionReject.NONE
+
+
+def _size_reason(inst: Instrument | None, qty: int) -> AuctionReject:
+    """An unknown instrument, or a quantity outside 1..the instrument's maximum order size."""
+    if inst is None:
+        return AuctionReject.UNKNOWN_INSTRUMENT
+    if qty <= 0:
+        return AuctionReject.NON_POSITIVE_QTY
+    if qty > inst.max_order_qty:
+        return AuctionReject.QTY_ABOVE_MAXIMUM
     return AuctionReject.NONE
 
 
@@ -259,12 +266,9 @@ def validate_package_offer(offer: PackageOffer, instruments: Mapping[int, Instru
 
 def validate_divisible(order: DivisibleBid | DivisibleOffer, instruments: Mapping[int, Instrument]) -> AuctionReject:
     inst = instruments.get(order.instrument)
-    if inst is None:
-        return AuctionReject.UNKNOWN_INSTRUMENT
-    if order.qty <= 0:
-        return AuctionReject.NON_POSITIVE_QTY
-    if order.qty > inst.max_order_qty:
-        return AuctionReject.QTY_ABOVE_MAXIMUM
+    reason = _size_reason(inst, order.qty)
+    if reason:
+        return reason
     if order.limit % inst.price_increment:
         return AuctionReject.LIMIT_OFF_TICK
     if not inst.min_price <= order.limit <= inst.max_price:
