@@ -140,12 +140,15 @@ class SegmentHeader(msgspec.Struct, tag="segment", array_like=True, frozen=True)
 class Batch(msgspec.Struct, tag="batch", array_like=True):
     """``count`` commands numbered from ``first_seq``: raw COMMAND_DTYPE bytes (a memoryview when read).
 
-    ``note``: opaque bytes of the submitter, journaled with the batch (the engine ignores them)."""
+    ``note``: opaque bytes of the submitter, journaled with the batch (the engine ignores them).
+    ``decisions``: what the engine's call auctions decided while processing the batch (their
+    solver may stop at a time limit, so a replay is handed these instead of solving again)."""
 
     first_seq: int
     count: int
     records: memoryview  # bytes-like when writing
     note: memoryview = b""  # bytes-like; b"" when the batch has none
+    decisions: memoryview = b""  # the call auctions' decisions made in this batch (engine.auction.market)
 
     @property
     def last_seq(self) -> int:
@@ -409,19 +412,20 @@ def read_genesis(directory: str | os.PathLike[str]) -> Genesis:
 # ------------------------------------------------------------------- writer
 
 
-def encode_batch(first_seq: int, records: np.ndarray, note: bytes = b"") -> list[bytes | memoryview]:
-    """The frame of a Batch without copying the records: [frame header, msgpack prefix, raw records, note].
+def encode_batch(first_seq: int, records: np.ndarray, note: bytes = b"",
+                 decisions: bytes = b"") -> list[bytes | memoryview]:
+    """The frame of a Batch without copying the records: [frame header, msgpack prefix, raw records, rest].
 
     The payload is ordinary msgpack of ``Batch(first_seq, count, records,
-    note)`` (the records as one bin32 object), so ``decode`` reads it like any
-    frame; it is just assembled around the caller's buffer. O(bytes) for the
-    crc32, plus a copy of the note.
+    note, decisions)`` (the records as one bin32 object), so ``decode`` reads
+    it like any frame; it is just assembled around the caller's buffer.
+    O(bytes) for the crc32, plus a copy of the note and the decisions.
     """
     raw = memoryview(records.view(np.uint8))
-    empty = _encoder.encode(Batch(first_seq, len(records), b"", b""))
-    assert empty[-4:] == b"\xc4\x00\xc4\x00"  # two bin 8 of length 0: records, note
-    prefix = empty[:-4] + b"\xc6" + len(raw).to_bytes(4, "big")
-    suffix = _encoder.encode(note)
+    empty = _encoder.encode(Batch(first_seq, len(records), b"", b"", b""))
+    assert empty[-6:] == b"\xc4\x00" * 3  # three bin 8 of length 0: records, note, decisions
+    prefix = empty[:-6] + b"\xc6" + len(raw).to_bytes(4, "big")
+    suffix = _encoder.encode(note) + _encoder.encode(decisions)
     n = len(prefix) + len(raw) + len(suffix)
     if n > MAX_PAYLOAD:
         raise ValueError(f"batch of {len(records)} commands is above the maximum frame size {MAX_PAYLOAD}")
@@ -496,8 +500,8 @@ class JournalWriter:
             self._fd = None
             self._new_segment()
 
-    def append(self, records: np.ndarray, note: bytes = b"") -> int:
-        """Append one batch (COMMAND_DTYPE records, and its ``note``); returns its first sequence number.
+    def append(self, records: np.ndarray, note: bytes = b"", decisions: bytes = b"") -> int:
+        """Append one batch (COMMAND_DTYPE records, its ``note`` and ``decisions``); its first sequence number.
 
         O(bytes): no copy of the records, one crc32, one writev. Durable only
         after ``commit``/``sync``. An empty batch writes nothing.
@@ -509,7 +513,7 @@ class JournalWriter:
             raise RuntimeError("append while a pipelined append is in flight (call append_wait first)")
         if self.segment_size >= self.config.segment_bytes:
             self._rotate()
-        written = write_all(self._fd, encode_batch(first, np.ascontiguousarray(records), note))
+        written = write_all(self._fd, encode_batch(first, np.ascontiguousarray(records), note, decisions))
         self.segment_size += written
         self._written += written
         self.next_seq = first + len(records)
@@ -622,7 +626,7 @@ class JournalReader:
 
     ``JournalReader(dir, after_seq=s)`` starts after command ``s``: whole
     segments before it are not read; a batch that straddles ``s`` is cut (and
-    loses its note, which speaks of all its commands). A
+    loses its note, which speaks of all its commands; it keeps its decisions). A
     Checkpoint is yielded only after ``s``. After the iteration ends (without
     an exception): ``last_seq`` (0 for an empty journal), ``torn`` (a
     ``TornTail`` or None), ``tail_end`` (where the sound part of the last
@@ -703,7 +707,8 @@ class JournalReader:
                 if frame.last_seq > after:
                     if frame.first_seq <= after:
                         cut = after + 1 - frame.first_seq
-                        frame = Batch(after + 1, frame.count - cut, frame.records[cut * RECORD_SIZE :])
+                        frame = Batch(after + 1, frame.count - cut, frame.records[cut * RECORD_SIZE :],
+                                      b"", frame.decisions)
                     yield frame
             elif isinstance(frame, Checkpoint):
                 if frame.seq != expected - 1:

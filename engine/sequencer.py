@@ -16,6 +16,14 @@
    can leave the process only once the batch is in the journal (on disk under
    the batch policy).
 
+A batch with a ``RUN_AUCTION`` is the exception to "journal first": the engine
+processes it, then it is journaled with the decisions its call auctions made
+(``Market.decisions``; the solver may stop at a time limit, so its outcome
+depends on the machine) and committed, and only then do its events leave. A
+replay hands those decisions back (``Market.expect_decisions``) and reproduces
+the auction exactly, without solving. A crash before the commit loses the
+batch, of which nothing had left the process.
+
 So every event that ever left the process comes from a command that is in the
 journal, and with ``fsync="batch"`` on disk. The engine itself stays pure: the
 journal, the snapshot files, the wall clock (time-based checkpoints, the fsync
@@ -340,6 +348,8 @@ def replay_journal(directory: str | Path, *, from_snapshot: bool = False, verify
 
     for item in reader:
         if isinstance(item, Batch):
+            if item.decisions:  # keyed by event number: handing them over early is safe
+                exchange.expect_decisions(item.decisions)
             recs = records_of(item)
             pos = item.first_seq
             note = item.note  # goes with the batch's first command
@@ -505,7 +515,15 @@ class JournaledExchange:
         n = len(records)
         if n == 0:
             return self.exchange.process_batch(records)
-        if n < PIPELINE_MIN:
+        if (records["kind"] == PackageCommandKind.RUN_AUCTION).any():  # journaled after, with its decisions
+            try:
+                k = self.exchange.process_batch(records)
+                self.journal.append(records, note, getattr(self.exchange, "decisions", b""))
+                self.journal.commit()
+            except BaseException as exc:
+                self._failed = exc
+                raise
+        elif n < PIPELINE_MIN:
             self.journal.append(records, note)
             self.journal.commit()
             try:

@@ -8,6 +8,7 @@ individual rationality). Nothing here touches sockets, clocks or random numbers.
 from engine.auction.clearing import (
     AuctionResult,
     AuctionStatus,
+    Decision,
     Fill,
     InstrumentClearing,
     Milp,
@@ -15,6 +16,8 @@ from engine.auction.clearing import (
     OrderOutcome,
     Outcome,
     clear,
+    decision_of,
+    result_of,
     winner_determination_milp,
 )
 from engine.auction.orders import (
@@ -40,6 +43,7 @@ __all__ = [
     "AuctionStatus",
     "BlockOffer",
     "BlockRequest",
+    "Decision",
     "DivisibleBid",
     "DivisibleOffer",
     "Fill",
@@ -52,9 +56,11 @@ __all__ = [
     "PackageBid",
     "PackageOffer",
     "clear",
+    "decision_of",
     "expand_block_request",
     "instrument_lookup",
     "package_bid_from_requests",
     "package_offer_from_block",
+    "result_of",
     "winner_determination_milp",
 ]

@@ -8,6 +8,10 @@ says so: ``proven_optimal`` is False).
 
 Formulation (units in ``engine.auction.orders``; GPU quantities, ticks, all integers):
 
+0. **A start for winner determination** (``_Wdp.dive``, used in step 1): the LP relaxation, then the small MILP
+   over the package columns it leaves fractional (the others fixed), handed to HiGHS as its first
+   incumbent; the empty decision if that finds nothing. So a time limit always leaves a decision.
+
 1. **Winner determination** (MILP, maximise surplus)::
 
        max  sum_{b,a} limit[b,a] x[b,a] - sum_o min_total[o] y[o]
@@ -30,8 +34,9 @@ Formulation (units in ``engine.auction.orders``; GPU quantities, ticks, all inte
        accepted bid alternative:  sum q[i] p[i] <= limit        accepted offer:  sum q[i] p[i] >= min_total
 
    Among such prices (a small MIP over the instruments that packages touch):
-   (a) minimise the lost surplus of rejected packages, ``sum_b max(0, max_a limit[b,a] - cost[b,a](p))``
-       plus ``sum_o max(0, revenue[o](p) - min_total[o])`` (paradoxically rejected orders);
+   (a) minimise (to within ``mip_gap``) the lost surplus of rejected packages,
+       ``sum_b max(0, max_a limit[b,a] - cost[b,a](p))`` plus
+       ``sum_o max(0, revenue[o](p) - min_total[o])`` (paradoxically rejected orders);
    (b) then, keeping that loss, minimise ``sum_i |k[i] - mid[i]|`` where ``mid[i]`` is the middle
        of the instrument's price range (``[lo, hi]`` tightened by bound propagation over the
        accepted packages, ``(k_lo + k_hi) // 2``, rounded toward buyers), or, on an instrument
@@ -45,21 +50,23 @@ Formulation (units in ``engine.auction.orders``; GPU quantities, ticks, all inte
    cut excluding exactly that decision is added and step 1 re-solved; the first admissible
    decision is the best admissible one (admissibility depends only on the package decision,
    since by LP duality every optimal divisible fill is compatible with every admissible
-   price). After ``exact_rounds`` such rounds, the engine instead removes, each round, every
-   package that is paradoxically accepted in an elastic price LP (positive violation), as
-   EUPHEMIA does (no cut: the dense cuts make large MILPs hard to restart), and restarts HiGHS
-   from the previous solution without them. The result is then admissible and its gap is
-   measured against the first solve's dual bound (no admissible decision can beat it): it is
-   reported as proven optimal when that gap is within ``mip_gap``. ``ir_cost`` = surplus of the
-   first (unconstrained) solution minus the final surplus.
+   price). When ``exact_rounds`` such rounds or half the time budget are used up, the last
+   decision is repaired, as EUPHEMIA does (``_repair``): the packages paradoxically accepted
+   in an elastic price LP (positive violation) are dropped and the best subset of the rest is
+   chosen by the same MILP restricted to it (a small solve, started from a greedy removal that
+   is admissible by construction), until the decision admits prices (the empty decision always
+   does). Its gap is measured against the first solve's upper bound (no admissible decision
+   can beat it) and reported as proven optimal when within ``mip_gap``. ``ir_cost`` = surplus
+   of the first (unconstrained) solution minus the final surplus.
 
 Money balances to the tick: every fill pays ``qty * price[instrument]`` and per instrument
 GPUs bought == GPUs sold.
 
-Cost: building the MILP is O(total legs) in Python; solving is NP-hard in general (HiGHS
-branch and cut, bounded by ``time_limit_s``); each round adds one dense row over the package
-columns. Step 2 is O(orders log orders) for the intervals plus a MIP over at most the touched
-instruments.
+Cost: building the MILP is O(total legs) in Python; the start is one LP and a small MILP;
+solving is NP-hard in general (HiGHS branch and cut; all winner-determination work shares the
+budget ``time_limit_s``); each no-good round adds one dense row over the package columns.
+Step 2 is O(orders log orders) for the intervals plus a MIP over at most the touched
+instruments. The repair is O(steps x (elastic LP + step 2's interval check)).
 """
 
 from __future__ import annotations
@@ -154,6 +161,58 @@ class AuctionResult(msgspec.Struct, frozen=True):
     accepted_offers: int
     paradoxically_rejected: int
     prb_loss: int  # sum of the surplus paradoxically rejected packages would have had at the prices (exact)
+
+
+class Decision(msgspec.Struct, frozen=True, array_like=True):
+    """What one clearing decided: enough to rebuild its ``AuctionResult`` without solving (``result_of``).
+
+    A solve that reaches its time limit depends on the machine's speed; the market journals the
+    decision so that a replay reproduces the auction exactly (``engine.auction.market``)."""
+
+    accepted: list[tuple[int, int, int]]  # (OrderKind, bid_id / offer_id, alternative) of accepted packages
+    prices: list[tuple[int, int]]  # (instrument, price) for every instrument of the result
+    proven_optimal: bool
+    mip_gap: float
+    unconstrained_surplus: int
+    rounds: int
+
+
+def decision_of(result: AuctionResult) -> Decision:
+    """The decision behind a result. O(orders)."""
+    accepted = [(int(o.kind), o.order_id, o.alternative) for o in result.outcomes
+                if o.kind in (OrderKind.PACKAGE_BID, OrderKind.PACKAGE_OFFER) and o.outcome == Outcome.ACCEPTED]
+    return Decision(accepted, [(c.instrument, c.price) for c in result.prices], result.proven_optimal,
+                    result.mip_gap, result.unconstrained_surplus, result.rounds)
+
+
+def result_of(
+    instruments: Sequence[Instrument],
+    bids: Sequence[PackageBid],
+    offers: Sequence[PackageOffer],
+    divisibles: Sequence[DivisibleBid | DivisibleOffer],
+    decision: Decision,
+) -> AuctionResult:
+    """The result ``clear`` gave when it made ``decision`` on these orders, rebuilt without a solver.
+
+    Raises ``ValueError`` when the decision does not fit the orders (an instrument without a price,
+    prices the divisible orders cannot fill at). O(orders + legs)."""
+    pb = _Problem(instruments, bids, offers, divisibles)
+    accepted = {(kind, oid): alt for kind, oid, alt in decision.accepted}
+    chosen = sorted(
+        [cols[accepted[(OrderKind.PACKAGE_BID, pb.bids[n].bid_id)]] for n, cols in pb.bid_cols.items()
+         if (OrderKind.PACKAGE_BID, pb.bids[n].bid_id) in accepted]
+        + [c for n, c in pb.offer_col.items() if (OrderKind.PACKAGE_OFFER, pb.offers[n].offer_id) in accepted])
+    prices = dict(decision.prices)
+    if any(i not in prices for i in pb.active):
+        raise ValueError("the decision has no price for an instrument of the orders")
+    net = _net_supply(pb, chosen)
+    try:
+        fills = _divisible_fills(pb, prices, net)
+    except AssertionError:
+        raise ValueError("the divisible orders cannot fill at the decision's prices") from None
+    total = _surplus(pb, chosen, fills)
+    return _result(pb, chosen, _Pricing(prices, net, 0), fills, total, decision.unconstrained_surplus,
+                   decision.proven_optimal, decision.mip_gap, decision.rounds)
 
 
 # ------------------------------------------------------------------ HiGHS helpers
@@ -370,49 +429,96 @@ def _milp(pb: _Problem) -> Milp:
                 np.array(val, dtype=np.float64)[order], div_orders)
 
 
+def _highs_of(m: Milp, time_limit_s: float, mip_gap: float, integer: bool = True,
+              col_lo: np.ndarray | None = None, col_hi: np.ndarray | None = None) -> highspy.Highs:
+    """HiGHS holding the MILP ``m`` (maximise), as its LP relaxation unless ``integer``, with these column bounds."""
+    h = _new_highs(time_limit_s, mip_gap)
+    n = len(m.cost)
+    if n:
+        h.addVars(n, np.zeros(n) if col_lo is None else col_lo, m.col_hi if col_hi is None else col_hi)
+        ids = np.arange(n, dtype=np.int32)
+        h.changeColsCost(n, ids, m.cost)
+        if integer:
+            h.changeColsIntegrality(n, ids, m.integer)
+    h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+    if len(m.row_lo):
+        h.addRows(len(m.row_lo), m.row_lo, m.row_hi, len(m.index), m.starts[:-1], m.index, m.value)
+    return h
+
+
 class _Wdp:
     """The winner-determination MILP in HiGHS, kept between rounds (cuts and fixings are added to it)."""
 
     def __init__(self, pb: _Problem, time_limit_s: float, mip_gap: float):
         self.pb = pb
-        self.last: np.ndarray = np.zeros(0)  # the column values of the last solve
-        self.bound = 0.0  # the dual bound HiGHS proved in the last solve (>= its optimum)
+        self.bound = _INF  # a proven upper bound on the optimum: the relaxation's, or HiGHS's if lower
+        self.mip_gap = mip_gap
         m = self.milp = _milp(pb)
-        h = self.h = _new_highs(time_limit_s, mip_gap)
+        self.h = _highs_of(m, time_limit_s, mip_gap)
+
+    def dive(self, time_limit_s: float) -> tuple[np.ndarray, float]:
+        """A feasible start from the LP relaxation, and the seconds HiGHS spent on it.
+
+        Solve the relaxation (its optimum becomes ``bound``), fix every package column it leaves
+        integral and solve the small MILP over the fractional ones within ``time_limit_s``; if that
+        has no solution, round the fractional ones down and drop accepted packages where the
+        divisible orders cannot absorb the rest (``_unabsorbed``). A good incumbent before branch and
+        bound starts: on large instances HiGHS's own heuristics find a worse one later
+        (bench/bench_auction.py). O(one LP + one small MILP).
+        """
+        m, pb = self.milp, self.pb
         n = len(m.cost)
-        if n:
-            h.addVars(n, np.zeros(n), m.col_hi)
-            ids = np.arange(n, dtype=np.int32)
-            h.changeColsCost(n, ids, m.cost)
-            h.changeColsIntegrality(n, ids, m.integer)
-        h.changeObjectiveSense(highspy.ObjSense.kMaximize)
-        if len(m.row_lo):
-            h.addRows(len(m.row_lo), m.row_lo, m.row_hi, len(m.index), m.starts[:-1], m.index, m.value)
+        if n == 0:
+            return np.zeros(0), 0.0
+        lp = _highs_of(m, time_limit_s, 0.0, integer=False)
+        lp.run()
+        spent = lp.getRunTime()
+        if lp.getModelStatus() != _OPTIMAL:
+            return _start_vector(pb, m, []), spent
+        self.bound = float(lp.getInfo().objective_function_value)
+        x = np.asarray(lp.getSolution().col_value)
+        ints = m.integer.astype(bool)
+        zero = ints & (x < 1e-6)
+        one = ints & (x > 1 - 1e-6)
+        if (ints & ~zero & ~one).any():
+            hi = m.col_hi.copy()
+            hi[zero] = 0.0
+            sub = _highs_of(m, max(0.0, time_limit_s - spent), self.mip_gap, col_lo=one.astype(np.float64), col_hi=hi)
+            sub.run()
+            spent += sub.getRunTime()
+            sol = sub.getSolution()
+            if sol.value_valid and sub.getModelStatus() != _INFEASIBLE:
+                return np.asarray(sol.col_value), spent
+        chosen = np.flatnonzero(one[: pb.n_pkg]).tolist()
+        while drop := set(_unabsorbed(pb, chosen)):
+            chosen = [c for c in chosen if c not in drop]
+        return _start_vector(pb, m, chosen), spent
 
-    def solve(self, start: np.ndarray | None = None) -> tuple[list[int] | None, bool, float]:
-        """-> (accepted package columns or None if no solution, proven optimal, reported gap).
+    def solve(self, start: np.ndarray, time_limit_s: float) -> tuple[list[int] | None, bool, float, float]:
+        """-> (accepted package columns or None if no solution, proven optimal, reported gap, seconds spent).
 
-        ``start`` (a full column vector) is handed to HiGHS as the incumbent: in repair rounds the
-        previous solution with its culprits removed, so that a time limit still leaves a solution
-        and the search starts next to where it ended (HiGHS ignores a start that is infeasible).
+        ``start`` (a full feasible column vector: ``dive``'s) is handed to HiGHS as the incumbent, so
+        that a time limit always leaves a solution at least as good. After a no-good cut the old start
+        is cut off and HiGHS ignores it.
         """
         h = self.h
         n = h.getNumCol()
         if n == 0:  # nothing to decide
-            return [], True, 0.0
-        if start is not None:
-            h.setSolution(n, np.arange(n, dtype=np.int32), start)
+            return [], True, 0.0, 0.0
+        h.setOptionValue("time_limit", max(0.0, float(time_limit_s)))
+        h.setSolution(n, np.arange(n, dtype=np.int32), start)
+        before = h.getRunTime()
         h.run()
+        spent = h.getRunTime() - before
         status = h.getModelStatus()
         sol = h.getSolution()
         if status == _INFEASIBLE or not sol.value_valid:
-            return None, status == _INFEASIBLE, 0.0
+            return None, status == _INFEASIBLE, 0.0, spent
         x = np.asarray(sol.col_value)
-        self.last = x
-        self.bound = float(h.getInfo().mip_dual_bound)
+        self.bound = min(self.bound, float(h.getInfo().mip_dual_bound))  # inf when HiGHS proved none
         chosen = np.flatnonzero(x[: self.pb.n_pkg] > 0.5).tolist()
         gap = float(h.getInfo().mip_gap)
-        return chosen, status == _OPTIMAL, gap if np.isfinite(gap) else float("inf")
+        return chosen, status == _OPTIMAL, gap if np.isfinite(gap) else float("inf"), spent
 
     def exclude(self, chosen: list[int]) -> None:
         """No-good cut: sum_{c in chosen} (1 - x_c) + sum_{c not in chosen} x_c >= 1."""
@@ -421,8 +527,27 @@ class _Wdp:
         coef = [(-1.0 if c in s else 1.0) for c in range(n)]
         _add_rows(self.h, [(1.0 - len(s), _INF, list(range(n)), coef)])
 
-    def forbid(self, col: int) -> None:
-        self.h.changeColsBounds(1, np.array([col], dtype=np.int32), np.array([0.0]), np.array([0.0]))
+
+    def subset(self, cols: list[int], start: list[int], time_limit_s: float) -> tuple[list[int], float]:
+        """The best decision among the package columns ``cols`` (all others 0) -> (it, seconds spent).
+
+        ``start`` (a subset of ``cols`` the divisible orders absorb) is the first incumbent, so the
+        result is never worse; a time limit returns the best found. Much smaller than the full MILP:
+        only ``cols`` and the divisible orders are free.
+        """
+        m, pb = self.milp, self.pb
+        hi = m.col_hi.copy()
+        free = np.zeros(len(m.cost), dtype=bool)
+        free[cols] = True
+        free[pb.n_pkg:] = True
+        hi[~free] = 0.0
+        sub = _highs_of(m, time_limit_s, self.mip_gap, col_hi=hi)
+        sub.setSolution(len(m.cost), np.arange(len(m.cost), dtype=np.int32), _start_vector(pb, m, start))
+        sub.run()
+        sol = sub.getSolution()
+        if not sol.value_valid:
+            return start, sub.getRunTime()
+        return np.flatnonzero(np.asarray(sol.col_value)[: pb.n_pkg] > 0.5).tolist(), sub.getRunTime()
 
 
 # ------------------------------------------------------------------ prices for a decision
@@ -504,8 +629,13 @@ def _targets(pb: _Problem, chosen: list[int], box: dict[int, tuple[int, int]]) -
     return out
 
 
-def _price(pb: _Problem, chosen: list[int], time_limit_s: float) -> _Pricing | None:
-    """Admissible grid prices for the decision (see the module docstring, step 2), or None."""
+def _price(pb: _Problem, chosen: list[int], time_limit_s: float, fair: bool = True,
+           mip_gap: float = 0.0) -> _Pricing | None:
+    """Admissible grid prices for the decision (see the module docstring, step 2), or None.
+
+    Stage (a) is solved to the relative ``mip_gap`` (the auction's gap).
+    ``fair=False`` skips stage (a) (the loss of paradoxically rejected orders is not minimised):
+    a cheaper admissibility test, used inside a repair."""
     got = _box(pb, chosen)
     if got is None:
         return None
@@ -514,7 +644,7 @@ def _price(pb: _Problem, chosen: list[int], time_limit_s: float) -> _Pricing | N
     chosen_set = set(chosen)
     # paradoxical-rejection rows: rejected columns that could be in the money somewhere in the box
     prb_groups: list[list[int]] = []  # per rejected order, its candidate columns
-    for cols in pb.bid_cols.values():
+    for cols in pb.bid_cols.values() if fair else ():
         if chosen_set.intersection(cols):
             continue
         cand = [
@@ -524,7 +654,7 @@ def _price(pb: _Problem, chosen: list[int], time_limit_s: float) -> _Pricing | N
         ]
         if cand:
             prb_groups.append(cand)
-    for c in pb.offer_col.values():
+    for c in pb.offer_col.values() if fair else ():
         if c not in chosen_set and -pb.col_value[c] < sum(
             q * pb.inst[i].price_increment * box[i][1] for i, q in pb.col_legs[c]
         ):
@@ -539,7 +669,7 @@ def _price(pb: _Problem, chosen: list[int], time_limit_s: float) -> _Pricing | N
     nk = len(touched)
 
     def base_model(with_loss: bool) -> tuple[highspy.Highs, int]:
-        h = _new_highs(time_limit_s, 0.0)
+        h = _new_highs(time_limit_s, mip_gap)
         lo = [float(box[i][0]) for i in touched]
         hi = [float(box[i][1]) for i in touched]
         _add_cols(h, [0.0] * nk, lo, hi, [True] * nk)
@@ -694,51 +824,50 @@ def clear(
     time_limit_s: float = 60.0,
     mip_gap: float = 0.0,
     exact_rounds: int = 64,
-    max_rounds: int = 10_000,
 ) -> AuctionResult:
-    """Clear one auction (see the module docstring). Deterministic unless a time limit is hit.
+    """Clear one auction (see the module docstring). Deterministic unless the time limit is hit.
 
-    ``time_limit_s`` bounds each HiGHS solve (a clearing runs ``rounds`` winner-determination solves
-    plus small price MIPs); ``mip_gap`` is HiGHS's relative gap (0 = prove optimality exactly);
-    ``exact_rounds`` no-good rounds run before the EUPHEMIA-style removal of paradoxically accepted
-    packages starts; after ``max_rounds`` solves without an admissible decision only the divisible
-    orders clear (always admissible).
+    ``time_limit_s`` is the budget of all winner-determination work, measured by HiGHS: the start
+    (a quarter at most), the solves and no-good rounds; the price MIPs and the repair come on top
+    (each price MIP bounded by it too; small in practice). ``mip_gap`` is HiGHS's relative gap
+    (0 = prove optimality exactly).
+    ``exact_rounds`` bounds the no-good rounds, which may use half the budget; then the last
+    decision is repaired (``_repair``) with what is left (at least a quarter: the solves stop at
+    three quarters).
     """
     pb = _Problem(instruments, bids, offers, divisibles)
     wdp = _Wdp(pb, time_limit_s, mip_gap)
+    start, spent = wdp.dive(time_limit_s / 4)
     proven = True
     gap = 0.0
     rounds = 0
     first_surplus: int | None = None
     pricing: _Pricing | None = None
     chosen: list[int] = []
-    start: np.ndarray | None = None
-    bound: float | None = None  # first solve's dual bound: no admissible decision is better
+    bound: float | None = None  # the first solve's upper bound: no admissible decision is better
     repaired = False
-    while rounds < max_rounds:
+    while True:
         rounds += 1
-        got, optimal, gap = wdp.solve(start)
+        got, optimal, gap, took = wdp.solve(start, 0.75 * time_limit_s - spent)  # a quarter kept for a repair
+        spent += took
         proven = proven and optimal
-        if got is None:
+        if got is None:  # only after no-good cuts: no other decision is feasible
             break
         if bound is None:
             bound = wdp.bound
-        pricing = _price(pb, got, time_limit_s)
-        if first_surplus is None:
             first_surplus = _surplus(pb, got, {}) + _div_surplus_for(pb, got)
+        pricing = _price(pb, got, time_limit_s, mip_gap=mip_gap)
         if pricing is not None:
             chosen = got
             break
-        if rounds < exact_rounds:
+        if rounds < exact_rounds and spent < time_limit_s / 2:
             wdp.exclude(got)  # exact: the next solve finds the next best decision
-        else:  # repair: forbid the culprits (got cannot recur), restart from got without them
-            repaired = True
-            culprits = set(_paradoxically_accepted(pb, got, time_limit_s))
-            for c in culprits:
-                wdp.forbid(c)
-            start = _start_without(pb, wdp.milp, [c for c in got if c not in culprits])
-    if pricing is None:  # no admissible decision found: clear the divisible orders alone (always admissible)
-        proven = False
+            continue
+        repaired = True
+        chosen, pricing = _repair(pb, wdp, got, time_limit_s - spent, time_limit_s)
+        break
+    if pricing is None:  # no admissible decision: clear the divisible orders alone (always admissible)
+        proven = proven and got is None
         chosen = []
         pricing = _price(pb, [], time_limit_s)
         assert pricing is not None
@@ -747,42 +876,108 @@ def clear(
     if first_surplus is None:
         first_surplus = total
     if repaired and bound is not None:  # the repair's result against the first bound: a proven gap
-        gap = max(0.0, (bound - total) / max(1.0, abs(bound)))
+        gap = max(0.0, (bound - total) / max(1.0, abs(bound))) if math.isfinite(bound) else math.inf
         proven = gap <= mip_gap
     return _result(pb, chosen, pricing, fills, total, first_surplus, proven, gap, rounds)
 
 
-def _start_without(pb: _Problem, milp: Milp, chosen: list[int]) -> np.ndarray:
-    """A full MILP start for the package decision ``chosen``: divisible columns filled as the cheapest
-    absorption of its net supply (feasible whenever the divisible orders can absorb it). O(columns)."""
+def _repair(pb: _Problem, wdp: _Wdp, chosen: list[int], budget_s: float,
+            time_limit_s: float) -> tuple[list[int], _Pricing]:
+    """An admissible decision inside ``chosen`` (which admits no prices), EUPHEMIA-style.
+
+    Each round drops the culprits of the elastic price LP (``_paradoxically_accepted``) and
+    re-decides among the rest (``_Wdp.subset``: the best subset for the MILP, started from the
+    greedy ``_removal`` of that rest, within what is left of ``budget_s``); with no budget left
+    the greedy removal is the answer. Terminates: every round drops at least one column, and the
+    empty decision is admissible.
+    """
+    while True:
+        pricing = _price(pb, chosen, time_limit_s, mip_gap=wdp.mip_gap)
+        if pricing is not None:
+            return chosen, pricing
+        culprits = set(_paradoxically_accepted(pb, chosen, time_limit_s))
+        rest = [c for c in chosen if c not in culprits]
+        greedy = _removal(pb, rest, time_limit_s)
+        if budget_s <= 0:
+            chosen = greedy  # admissible: the next check prices it in full
+            continue
+        chosen, took = wdp.subset(rest, greedy, budget_s)
+        budget_s -= took
+
+
+def _removal(pb: _Problem, chosen: list[int], time_limit_s: float) -> list[int]:
+    """An admissible decision inside ``chosen`` by removal alone, without a solver's search.
+
+    Each step removes, where the divisible orders cannot absorb an instrument's net position, the
+    accepted packages on the side in excess (``_unabsorbed``), else every culprit of the elastic
+    price LP. Terminates as ``_repair`` does. Cascades on lumpy instances (a dropped block offer
+    leaves its hours short of supply, ...): ``_repair`` uses it only as a start and a last resort.
+    """
+    while True:
+        if _price(pb, chosen, time_limit_s, fair=False) is not None:
+            return chosen
+        drop = set(_unabsorbed(pb, chosen) or _paradoxically_accepted(pb, chosen, time_limit_s))
+        chosen = [c for c in chosen if c not in drop]
+
+
+def _unabsorbed(pb: _Problem, chosen: list[int]) -> list[int]:
+    """Accepted columns to drop so that the divisible orders absorb every instrument's net position.
+
+    Per instrument whose net supply the divisible curve cannot absorb within the band, the accepted
+    columns on the side in excess (offers when supply is too large, bids when demand is), the least
+    valuable per GPU first (lowest bid limit, highest offer minimum), until the rest is absorbable.
+    Empty when every instrument is absorbable.
+    """
+    net = _net_supply(pb, chosen)
+    drop: list[int] = []
+    for i in pb.active:
+        inst = pb.inst[i]
+        curve = pb.curves[i]
+        n = net[i]
+        if curve.interval(n, inst.min_price, inst.max_price) is not None:
+            continue
+        side = -1 if n > 0 else 1  # the side in excess: sellers when net supply is positive
+        on_side = sorted((pb.col_value[c] / sum(q for _, q in pb.col_legs[c]), c)  # bids low, offers dear first
+                         for c in chosen if pb.col_sign[c] == side and c not in drop
+                         and any(j == i for j, _ in pb.col_legs[c]))
+        for _, c in on_side:
+            drop.append(c)
+            n += side * sum(q for j, q in pb.col_legs[c] if j == i)
+            if curve.interval(n, inst.min_price, inst.max_price) is not None:
+                break
+    return drop
+
+
+def _start_vector(pb: _Problem, milp: Milp, chosen: list[int]) -> np.ndarray:
+    """The MILP column vector of the package decision ``chosen`` (which the divisible orders can
+    absorb), its divisible columns filled at the low end of each price interval. O(columns)."""
     x = np.zeros(len(milp.cost))
     x[chosen] = 1.0
     net = _net_supply(pb, chosen)
-    prices = {}
-    for i in pb.active:
-        inst = pb.inst[i]
-        iv = pb.curves[i].interval(net[i], inst.min_price, inst.max_price)
-        if iv is None:  # not absorbable: HiGHS repairs or ignores the start
-            return x
-        prices[i] = iv[0]
-    fills = _divisible_fills(pb, prices, net)
+    fills = _divisible_fills(pb, _low_prices(pb, net), net)
     for k, n in enumerate(milp.div_orders):
         x[pb.n_pkg + k] = fills.get(n, 0)
     return x
 
 
-def _div_surplus_for(pb: _Problem, chosen: list[int]) -> int:
-    """Optimal divisible surplus given the package decision: fills at the low end of each price interval."""
-    net = _net_supply(pb, chosen)
+def _low_prices(pb: _Problem, net: dict[int, int]) -> dict[int, int]:
+    """Per instrument the lowest price at which the divisible orders absorb ``net``; where they cannot
+    (only solver tolerances get there), ``net`` is set to 0 and that position's price is used."""
     prices: dict[int, int] = {}
     for i in pb.active:
         inst = pb.inst[i]
         iv = pb.curves[i].interval(net[i], inst.min_price, inst.max_price)
-        if iv is None:  # the MILP balanced it, so only solver tolerances could get here: count no divisible surplus
+        if iv is None:
             net[i] = 0
             iv = pb.curves[i].interval(0, inst.min_price, inst.max_price) or (inst.min_price, inst.min_price)
         prices[i] = iv[0]
-    return _surplus(pb, [], _divisible_fills(pb, prices, net))
+    return prices
+
+
+def _div_surplus_for(pb: _Problem, chosen: list[int]) -> int:
+    """Optimal divisible surplus given the package decision: fills at the low end of each price interval."""
+    net = _net_supply(pb, chosen)
+    return _surplus(pb, [], _divisible_fills(pb, _low_prices(pb, net), net))
 
 
 def _result(pb, chosen, pricing, fills, total, first_surplus, proven, gap, rounds) -> AuctionResult:

@@ -11,7 +11,10 @@ Like the engine, a ``Market`` is a pure state machine: commands in, events out, 
 the commands. ``RUN_AUCTION`` calls ``engine.auction.clearing.clear`` with the time limit and gap
 that the record carries; the result is a function of the state and the record unless the solver
 reaches that time limit (then it depends on the machine's speed, and the AUCTION_RESULT event
-says FEASIBLE). Replaying a journal re-runs the clearing.
+says FEASIBLE). So every clearing's decision is also an output (``decisions``, the last batch's,
+keyed by the event number the auction started at), which the sequencer journals with the batch;
+handed back before a replay (``expect_decisions``), a decision replaces the solve and the
+auction is reproduced exactly, whatever the machine.
 
 State (besides the engine's): the live packages in ascending package id, the (firm, client order
 id) pairs ever used for packages, the next package id, the auction count. ``auction_state`` is
@@ -32,11 +35,12 @@ the clearing (``clear``: a MILP), and O(fills) to apply the result.
 from __future__ import annotations
 
 import heapq
+import math
 
 import msgspec
 import numpy as np
 
-from engine.auction.clearing import AuctionStatus, OrderKind, Outcome, clear
+from engine.auction.clearing import AuctionStatus, Decision, OrderKind, Outcome, clear, decision_of, result_of
 from engine.auction.orders import (
     Alternative,
     AuctionReject,
@@ -61,7 +65,11 @@ from engine.codes import (
 from engine.records import COMMAND_DTYPE, EVENT_DTYPE, zero_padding
 
 _FIRST_PACKAGE_KIND = min(PackageCommandKind)
-_GAP_PPM_CAP = 2**31 - 1
+_GAP_PPM_CAP = 2**31 - 1  # also stands for an unknown gap (no bound proven)
+
+
+def _gap_ppm(gap: float) -> int:
+    return min(_GAP_PPM_CAP, round(gap * 1e6)) if math.isfinite(gap) else _GAP_PPM_CAP
 
 
 class LivePackage(msgspec.Struct, frozen=True, array_like=True):
@@ -89,6 +97,8 @@ class _State(msgspec.Struct, array_like=True):
 
 _state_encoder = msgspec.msgpack.Encoder()
 _state_decoder = msgspec.msgpack.Decoder(_State)
+_decisions_encoder = msgspec.msgpack.Encoder()
+_decisions_decoder = msgspec.msgpack.Decoder(list[tuple[int, Decision]])
 
 
 class Market:
@@ -108,6 +118,8 @@ class Market:
         heapq.heapify(self._expiries)
         self._events: np.ndarray | None = None  # None: the engine's buffer holds the last batch's events
         self._ends = np.zeros(0, dtype=np.int64)
+        self._recorded: dict[int, Decision] = {}  # journaled decisions to replay, by auction key
+        self._made: list[tuple[int, Decision]] = []  # the last batch's clearings: (key, decision)
 
     # ------------------------------------------------------------ state
 
@@ -137,6 +149,7 @@ class Market:
 
     def process_batch(self, records: np.ndarray) -> int:
         """Process COMMAND_DTYPE records in order; returns the number of events, in ``last_events``."""
+        self._made = []
         kinds = records["kind"]
         due = self._expiries and len(records) and int(records["ts"].max()) >= self._expiries[0][0]
         if not due and (len(kinds) == 0 or kinds.max() < _FIRST_PACKAGE_KIND):
@@ -147,6 +160,19 @@ class Market:
     @property
     def last_events(self) -> np.ndarray:
         return self.exchange.last_events if self._events is None else self._events
+
+    # ------------------------------------------------------------ decisions (journaled by the sequencer)
+
+    @property
+    def decisions(self) -> bytes:
+        """The clearings of the last batch as bytes (b"" if none ran): what the sequencer journals with it."""
+        return _decisions_encoder.encode(self._made) if self._made else b""
+
+    def expect_decisions(self, data: bytes | memoryview) -> None:
+        """Decisions journaled with a batch (``decisions``), to be used instead of solving when the
+        auctions they belong to are replayed. Each is used once."""
+        if data:
+            self._recorded.update(_decisions_decoder.decode(data))
 
     @property
     def last_command_ends(self) -> np.ndarray:
@@ -311,8 +337,14 @@ class Market:
                 divisibles.append(DivisibleBid(o.order_id, o.firm, i, o.leaves, o.price))
             for o in self.exchange.book_orders(i, Side.SELL):
                 divisibles.append(DivisibleOffer(o.order_id, o.firm, i, o.leaves, o.price))
-        result = clear(self.instruments, bids, offers, divisibles, time_limit_s=limit_ms / 1000.0,
-                       mip_gap=gap_ppm / 1e6)
+        key = self.exchange.take_event_seqs(0)  # the next event number: the same in every replay
+        recorded = self._recorded.pop(key, None)
+        if recorded is not None:
+            result = result_of(self.instruments, bids, offers, divisibles, recorded)
+        else:
+            result = clear(self.instruments, bids, offers, divisibles, time_limit_s=limit_ms / 1000.0,
+                           mip_gap=gap_ppm / 1e6)
+        self._made.append((key, decision_of(result)))
         number = self._auctions + 1
         side = 1 if indicative else 0
         if not indicative:
@@ -326,7 +358,7 @@ class Market:
             price=result.total_surplus, qty=result.accepted_bids + result.accepted_offers,
             leaves=len(bids) + len(offers) - result.accepted_bids - result.accepted_offers,
             cum=result.paradoxically_rejected, trade_id=result.ir_cost,
-            count=min(_GAP_PPM_CAP, round(result.mip_gap * 1e6)) if result.status == AuctionStatus.FEASIBLE else 0)
+            count=_gap_ppm(result.mip_gap) if result.status == AuctionStatus.FEASIBLE else 0)
 
     def _apply(self, out: _Out, ts: int, number: int, result) -> None:
         """Book fills through the engine, then package fills and outcomes (docs/auction.md order)."""

@@ -3,11 +3,13 @@
 import numpy as np
 import pytest
 
+import engine.auction.clearing as clearing
 from engine.auction import Alternative, Leg
 from engine.auction.market import package_records, run_auction_record
 from engine.codes import EventKind, PackageEventKind, Side
+from engine.journal import read_genesis
 from engine.records import NewOrder, commands_to_records
-from engine.sequencer import JournaledExchange, replay_journal
+from engine.sequencer import JournaledExchange, fresh_exchange, replay_journal
 from gateway.positions import JournalPositions
 from tests.auction.test_market import listing
 
@@ -92,3 +94,38 @@ def test_replay_in_tiny_chunks_never_cuts_a_package_and_malformed_packages_are_n
         assert np.concatenate(got).tolist() == np.concatenate(live).tolist()
         digests.add(res.event_digest)
     assert len(digests) == 1  # the same bytes, padding included, however the journal is cut
+
+
+def test_a_replay_reproduces_an_auction_its_solver_cut_short_from_the_journaled_decision(tmp_path, monkeypatch):
+    # Live, every clearing stops at its time limit before finding anything (as a 10,000-bid auction does
+    # on a slow machine): the auctions clear the book orders alone. A replay on this machine would solve
+    # them fully and fill packages; the journaled decisions make it reproduce what happened instead.
+    d = tmp_path / "j"
+    je = JournaledExchange.create(d, listing(), 8, config=small_config(snapshot_every_commands=0))
+    # the solver reaches its limit at once, holding only the empty decision (its start when even the LP is cut)
+    monkeypatch.setattr(clearing._Wdp, "dive", lambda self, limit: (np.zeros(len(self.milp.cost)), limit))
+    monkeypatch.setattr(clearing._Wdp, "solve", lambda self, start, limit: ([], False, float("inf"), limit))
+    live = []
+    for batch in _script():
+        je.process_batch(batch)
+        live.append(je.last_events.copy())
+    state = je.state_hash()
+    je.close()
+    monkeypatch.undo()
+    events = np.concatenate(live)
+    assert len(events[events["kind"] == PackageEventKind.AUCTION_RESULT]) == 3
+    assert len(events[events["kind"] == PackageEventKind.PACKAGE_FILL]) == 0  # cut short: no package filled
+
+    replayed: list[np.ndarray] = []
+    fresh = replay_journal(d, on_events=lambda ev: replayed.append(ev.copy()))
+    assert fresh.state_hash() == state and not fresh.mismatches
+    assert np.concatenate(replayed).tolist() == events.tolist()
+    again = JournaledExchange.recover(d)
+    assert again.state_hash() == state
+    again.close()
+
+    # the same commands without the decisions (a plain replay of the records) clear differently
+    plain = fresh_exchange(read_genesis(d))
+    for batch in _script():
+        plain.process_batch(batch)
+    assert len(plain.last_events) and plain.packages != fresh.exchange.packages
