@@ -505,7 +505,9 @@ class _Wdp:
         n = h.getNumCol()
         if n == 0:  # nothing to decide
             return [], True, 0.0, 0.0
-        h.setOptionValue("time_limit", max(0.0, float(time_limit_s)))
+        if time_limit_s <= 0:  # the start used the budget up: it is the decision, unproven
+            return np.flatnonzero(start[: self.pb.n_pkg] > 0.5).tolist(), False, float("inf"), 0.0
+        h.setOptionValue("time_limit", float(time_limit_s))
         h.setSolution(n, np.arange(n, dtype=np.int32), start)
         before = h.getRunTime()
         h.run()
@@ -556,7 +558,7 @@ class _Wdp:
 class _Pricing(msgspec.Struct):
     prices: dict[int, int]
     net: dict[int, int]
-    prb_loss: int  # stage (a) optimum; -1 when the price MIP gave no solution in time (middles used)
+    prb_loss: int  # stage (a) optimum; -1 when its MIP gave no solution in time (stage (a) skipped)
 
 
 def _net_supply(pb: _Problem, chosen: list[int]) -> dict[int, int]:
@@ -703,14 +705,19 @@ def _price(pb: _Problem, chosen: list[int], time_limit_s: float, fair: bool = Tr
         # (a) minimise the loss of paradoxically rejected orders
         h.changeObjectiveSense(highspy.ObjSense.kMinimize)
         h.run()
-        if h.getModelStatus() != _OPTIMAL and not h.getSolution().value_valid:
-            # infeasible, or no solution in time: nothing accepted means no constraint, so the middles do
-            return None if chosen else _Pricing(prices, net, -1)
-        loss = math.ceil(h.getInfo().objective_function_value - 1e-6)  # integer at integer prices
-        # fix the loss, then (b) below
-        ng = len(prb_groups)
-        _add_rows(h, [(-_INF, float(loss), list(range(first_r, first_r + ng)), [1.0] * ng)])
-        h.changeColsCost(ng, np.arange(first_r, first_r + ng, dtype=np.int32), np.zeros(ng))
+        if h.getModelStatus() == _INFEASIBLE:
+            return None
+        if h.getSolution().value_valid:
+            loss = math.ceil(h.getInfo().objective_function_value - 1e-6)  # integer at integer prices
+            # fix the loss, then (b) below
+            ng = len(prb_groups)
+            _add_rows(h, [(-_INF, float(loss), list(range(first_r, first_r + ng)), [1.0] * ng)])
+            h.changeColsCost(ng, np.arange(first_r, first_r + ng, dtype=np.int32), np.zeros(ng))
+        else:  # no prices found in time: not a proof that none exist, so go on without stage (a)
+            if not chosen:  # nothing accepted: no constraint, the middles do
+                return _Pricing(prices, net, -1)
+            loss = -1
+            h, first_r = base_model(with_loss=False)
     # (b) closest to the middle: t_i >= |k_i - mid_i|
     t0 = h.getNumCol()
     _add_cols(h, [1.0] * nk, [0.0] * nk, [_INF] * nk, [False] * nk)
@@ -828,16 +835,16 @@ def clear(
     """Clear one auction (see the module docstring). Deterministic unless the time limit is hit.
 
     ``time_limit_s`` is the budget of all winner-determination work, measured by HiGHS: the start
-    (a quarter at most), the solves and no-good rounds; the price MIPs and the repair come on top
-    (each price MIP bounded by it too; small in practice). ``mip_gap`` is HiGHS's relative gap
-    (0 = prove optimality exactly).
+    (three quarters at most), the solves and no-good rounds (until three quarters are used), the
+    repair (the rest); building the model and the price MIPs come on top (each price MIP bounded
+    by it too). ``mip_gap`` is HiGHS's relative gap (0 = prove optimality exactly).
     ``exact_rounds`` bounds the no-good rounds, which may use half the budget; then the last
     decision is repaired (``_repair``) with what is left (at least a quarter: the solves stop at
     three quarters).
     """
     pb = _Problem(instruments, bids, offers, divisibles)
     wdp = _Wdp(pb, time_limit_s, mip_gap)
-    start, spent = wdp.dive(time_limit_s / 4)
+    start, spent = wdp.dive(0.75 * time_limit_s)
     proven = True
     gap = 0.0
     rounds = 0
@@ -875,7 +882,7 @@ def clear(
     total = _surplus(pb, chosen, fills)
     if first_surplus is None:
         first_surplus = total
-    if repaired and bound is not None:  # the repair's result against the first bound: a proven gap
+    if bound is not None and (repaired or not proven):  # against the first bound: a proven gap
         gap = max(0.0, (bound - total) / max(1.0, abs(bound))) if math.isfinite(bound) else math.inf
         proven = gap <= mip_gap
     return _result(pb, chosen, pricing, fills, total, first_surplus, proven, gap, rounds)
@@ -926,23 +933,31 @@ def _unabsorbed(pb: _Problem, chosen: list[int]) -> list[int]:
     Per instrument whose net supply the divisible curve cannot absorb within the band, the accepted
     columns on the side in excess (offers when supply is too large, bids when demand is), the least
     valuable per GPU first (lowest bid limit, highest offer minimum), until the rest is absorbable.
-    Empty when every instrument is absorbable.
+    Empty when every instrument is absorbable. O(legs of ``chosen`` + short instruments' sorts).
     """
     net = _net_supply(pb, chosen)
+    short = [i for i in pb.active
+             if pb.curves[i].interval(net[i], pb.inst[i].min_price, pb.inst[i].max_price) is None]
+    if not short:
+        return []
+    on: dict[int, list[tuple[float, int, int]]] = {i: [] for i in short}  # (value per GPU, column, GPUs on i)
+    for c in chosen:
+        legs = pb.col_legs[c]
+        unit = pb.col_value[c] / sum(q for _, q in legs)  # ascending: bids low, offers dear first
+        for i, q in legs:
+            if i in on:
+                on[i].append((unit, c, q))
     drop: list[int] = []
-    for i in pb.active:
-        inst = pb.inst[i]
-        curve = pb.curves[i]
-        n = net[i]
-        if curve.interval(n, inst.min_price, inst.max_price) is not None:
-            continue
+    gone: set[int] = set()
+    for i in short:
+        inst, curve, n = pb.inst[i], pb.curves[i], net[i]
         side = -1 if n > 0 else 1  # the side in excess: sellers when net supply is positive
-        on_side = sorted((pb.col_value[c] / sum(q for _, q in pb.col_legs[c]), c)  # bids low, offers dear first
-                         for c in chosen if pb.col_sign[c] == side and c not in drop
-                         and any(j == i for j, _ in pb.col_legs[c]))
-        for _, c in on_side:
+        for _, c, q in sorted(on[i]):
+            if pb.col_sign[c] != side or c in gone:
+                continue
             drop.append(c)
-            n += side * sum(q for j, q in pb.col_legs[c] if j == i)
+            gone.add(c)
+            n += side * q
             if curve.interval(n, inst.min_price, inst.max_price) is not None:
                 break
     return drop
