@@ -152,7 +152,7 @@ class AuctionResult(msgspec.Struct, frozen=True):
     outcomes: list[OrderOutcome]  # bids, then offers, then divisibles, in input order
     fills: list[Fill]
     total_surplus: int  # sum accepted limits - accepted minimums + divisible surplus (ticks)
-    unconstrained_surplus: int  # surplus of the first winner-determination solution (may be inadmissible)
+    unconstrained_surplus: int  # surplus of the first winner-determination solution (may be inadmissible), >= total
     ir_cost: int  # unconstrained_surplus - total_surplus: what individual rationality cost
     proven_optimal: bool
     mip_gap: float  # relative gap HiGHS reported for the final winner-determination solve
@@ -462,7 +462,8 @@ class _Wdp:
         Solve the relaxation (its optimum becomes ``bound``), fix every package column it leaves
         integral and solve the small MILP over the fractional ones within ``time_limit_s``; if that
         has no solution, round the fractional ones down and drop accepted packages where the
-        divisible orders cannot absorb the rest (``_unabsorbed``). A good incumbent before branch and
+        divisible orders cannot absorb the rest (``_unabsorbed``). If even the LP does not finish
+        in time, the greedy allocation (``_greedy``). A good incumbent before branch and
         bound starts: on large instances HiGHS's own heuristics find a worse one later
         (bench/bench_auction.py). O(one LP + one small MILP).
         """
@@ -473,8 +474,11 @@ class _Wdp:
         lp = _highs_of(m, time_limit_s, 0.0, integer=False)
         lp.run()
         spent = lp.getRunTime()
-        if lp.getModelStatus() != _OPTIMAL:
-            return _start_vector(pb, m, []), spent
+        if lp.getModelStatus() != _OPTIMAL:  # no time for the LP: the greedy allocation
+            chosen = _greedy(pb)
+            while drop := set(_unabsorbed(pb, chosen)):
+                chosen = [c for c in chosen if c not in drop]
+            return _start_vector(pb, m, chosen), spent
         self.bound = float(lp.getInfo().objective_function_value)
         x = np.asarray(lp.getSolution().col_value)
         ints = m.integer.astype(bool)
@@ -700,6 +704,7 @@ def _price(pb: _Problem, chosen: list[int], time_limit_s: float, fair: bool = Tr
         return h, first_r
 
     loss = 0
+    stage_a: list[float] | None = None
     h, first_r = base_model(with_loss=bool(prb_groups))
     if prb_groups:
         # (a) minimise the loss of paradoxically rejected orders
@@ -708,6 +713,7 @@ def _price(pb: _Problem, chosen: list[int], time_limit_s: float, fair: bool = Tr
         if h.getModelStatus() == _INFEASIBLE:
             return None
         if h.getSolution().value_valid:
+            stage_a = list(h.getSolution().col_value[:nk])  # admissible prices, if (b) finds none in time
             loss = math.ceil(h.getInfo().objective_function_value - 1e-6)  # integer at integer prices
             # fix the loss, then (b) below
             ng = len(prb_groups)
@@ -728,9 +734,12 @@ def _price(pb: _Problem, chosen: list[int], time_limit_s: float, fair: bool = Tr
     _add_rows(h, rows)
     h.changeObjectiveSense(highspy.ObjSense.kMinimize)
     h.run()
-    if h.getModelStatus() != _OPTIMAL and not h.getSolution().value_valid:
+    if h.getSolution().value_valid:
+        x = h.getSolution().col_value
+    elif stage_a is not None:
+        x = stage_a
+    else:  # infeasible, or no solution in time: nothing accepted means no constraint, so the middles do
         return None if chosen else _Pricing(prices, net, -1)
-    x = h.getSolution().col_value
     for n, i in enumerate(touched):
         prices[i] = round(x[n]) * pb.inst[i].price_increment
     # exact re-check in integers (guards against solver tolerances)
@@ -837,7 +846,8 @@ def clear(
     ``time_limit_s`` is the budget of all winner-determination work, measured by HiGHS: the start
     (three quarters at most), the solves and no-good rounds (until three quarters are used), the
     repair (the rest); building the model and the price MIPs come on top (each price MIP bounded
-    by it too). ``mip_gap`` is HiGHS's relative gap (0 = prove optimality exactly).
+    by a quarter of it, or what is left if more). ``mip_gap`` is HiGHS's relative gap (0 = prove
+    optimality exactly).
     ``exact_rounds`` bounds the no-good rounds, which may use half the budget; then the last
     decision is repaired (``_repair``) with what is left (at least a quarter: the solves stop at
     three quarters).
@@ -863,7 +873,7 @@ def clear(
         if bound is None:
             bound = wdp.bound
             first_surplus = _surplus(pb, got, {}) + _div_surplus_for(pb, got)
-        pricing = _price(pb, got, time_limit_s, mip_gap=mip_gap)
+        pricing = _price(pb, got, max(0.25 * time_limit_s, time_limit_s - spent), mip_gap=mip_gap)
         if pricing is not None:
             chosen = got
             break
@@ -871,16 +881,16 @@ def clear(
             wdp.exclude(got)  # exact: the next solve finds the next best decision
             continue
         repaired = True
-        chosen, pricing = _repair(pb, wdp, got, time_limit_s - spent, time_limit_s)
+        chosen, pricing = _repair(pb, wdp, got, time_limit_s - spent, 0.25 * time_limit_s)
         break
     if pricing is None:  # no admissible decision: clear the divisible orders alone (always admissible)
         proven = proven and got is None
         chosen = []
-        pricing = _price(pb, [], time_limit_s)
+        pricing = _price(pb, [], 0.25 * time_limit_s)
         assert pricing is not None
     fills = _divisible_fills(pb, pricing.prices, pricing.net)
     total = _surplus(pb, chosen, fills)
-    if first_surplus is None:
+    if first_surplus is None or first_surplus < total:  # an unsolved start may price its divisibles worse
         first_surplus = total
     if bound is not None and (repaired or not proven):  # against the first bound: a proven gap
         gap = max(0.0, (bound - total) / max(1.0, abs(bound))) if math.isfinite(bound) else math.inf
@@ -891,6 +901,8 @@ def clear(
 def _repair(pb: _Problem, wdp: _Wdp, chosen: list[int], budget_s: float,
             time_limit_s: float) -> tuple[list[int], _Pricing]:
     """An admissible decision inside ``chosen`` (which admits no prices), EUPHEMIA-style.
+
+    ``time_limit_s`` bounds each price MIP; ``budget_s`` all the subset solves together.
 
     Each round drops the culprits of the elastic price LP (``_paradoxically_accepted``) and
     re-decides among the rest (``_Wdp.subset``: the best subset for the MILP, started from the
@@ -961,6 +973,34 @@ def _unabsorbed(pb: _Problem, chosen: list[int]) -> list[int]:
             if curve.interval(n, inst.min_price, inst.max_price) is not None:
                 break
     return drop
+
+
+def _greedy(pb: _Problem) -> list[int]:
+    """Package bids against the divisible offers alone, best value per GPU-hour first (no solver).
+
+    A bid takes the first of its alternatives, in that order, whose legs the divisible offers can
+    still supply (each instrument's net demand at most all its divisible offers; ``_unabsorbed``
+    trims what the curve cannot absorb after all); package offers are not used. A start for when
+    the LP has no time to finish. O(columns log columns + legs).
+    """
+    net = dict.fromkeys(pb.active, 0)
+    floor = {i: pb.curves[i].interval(0, pb.inst[i].min_price, pb.inst[i].max_price) and
+             -int(pb.curves[i].op[-1]) for i in pb.active}  # the most net demand the divisibles absorb
+    order = sorted((-pb.col_value[c] / sum(q for _, q in pb.col_legs[c]), c)
+                   for cols in pb.bid_cols.values() for c in cols)
+    owner = {c: n for n, cols in pb.bid_cols.items() for c in cols}
+    taken: set[int] = set()
+    chosen: list[int] = []
+    for _, c in order:
+        if owner[c] in taken:
+            continue
+        legs = pb.col_legs[c]
+        if all(floor[i] is not None and net[i] - q >= floor[i] for i, q in legs):
+            for i, q in legs:
+                net[i] -= q
+            taken.add(owner[c])
+            chosen.append(c)
+    return sorted(chosen)
 
 
 def _start_vector(pb: _Problem, milp: Milp, chosen: list[int]) -> np.ndarray:
