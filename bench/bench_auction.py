@@ -18,9 +18,9 @@ Usage: python bench/bench_auction.py [--sizes 1000,10000,50000] [--time-limit 2]
 
 ``--time-limit`` is the clearing's budget for winner determination (``clear``'s ``time_limit_s``;
 default 2 s, the venue's configured default): the LP-based start, the MILP and, if the decision
-admits no uniform prices, the repair share it; the bench clears with ``exact_rounds=1`` (an
-inadmissible decision is repaired at once, EUPHEMIA-style, instead of no-good rounds). clear_s
-also counts building the model and the price MIPs, so it can exceed the budget.
+admits no uniform prices, the exact no-good rounds (up to half of it) and the repair share it,
+as in the venue (``clear``'s defaults). clear_s also counts building the model and the price
+MIPs, so it can exceed the budget.
 CBC (PuLP, from bench/requirements-peers.txt, installed by
 ``make bench``) re-solves the first winner-determination MILP of every instance up to
 ``--second-solver-max`` bids (default 1,000) within ``--second-solver-limit`` seconds, against
@@ -154,7 +154,7 @@ def run(name, instance, time_limit, gap):
     instruments, bids, offers, divs = instance
     legs = sum(len(a.legs) for b in bids for a in b.alternatives)
     t0 = time.perf_counter()
-    r = clear(instruments, bids, offers, divs, time_limit_s=time_limit, mip_gap=gap, exact_rounds=1)
+    r = clear(instruments, bids, offers, divs, time_limit_s=time_limit, mip_gap=gap)
     dt = time.perf_counter() - t0
     print(
         f"{name:<18} {len(bids):>7} {sum(len(b.alternatives) for b in bids):>8} {legs:>8} {len(offers):>6} "
@@ -227,7 +227,7 @@ def main() -> None:
             if name == "compute":
                 times[n] = dt
             if n <= args.second_solver_max:  # both solvers on the MILP, each with the second solver's limit
-                ref = clear(*instance, time_limit_s=args.second_solver_limit, mip_gap=args.gap, exact_rounds=1)
+                ref = clear(*instance, time_limit_s=args.second_solver_limit, mip_gap=args.gap)
                 print(f"reference (HiGHS, {args.second_solver_limit:.0f} s budget): unconstrained "
                       f"{ref.unconstrained_surplus} {ref.status.name}; the {args.time_limit:g} s clearing reached "
                       f"{r.unconstrained_surplus / max(1, ref.unconstrained_surplus):.5f} of it", flush=True)

@@ -12,7 +12,7 @@ A TOML file with a ``[gateway]`` table and one ``[[firms]]`` table per firm::
     heartbeat_timeout_ms = 3000            # silent this long: the session is gone
     auction_interval_s = 60                # a call auction every minute, on the minute (0: none scheduled)
     indicative_interval_s = 10             # indicative prices in between (0: none)
-    auction_time_limit_ms = 2000           # the solver's time limit per auction
+    auction_time_limit_ms = 2000           # the winner-determination budget per auction (see the README)
     auction_gap_ppm = 100                  # MIP relative gap, parts per million
     [[firms]]
     name = "ALPHA"
@@ -70,7 +70,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_batch: int = 8192  # frames drained into one engine batch
     auction_interval_s: int = 60  # RUN_AUCTION at every multiple of this on the gateway clock (0: no schedule)
     indicative_interval_s: int = 10  # indicative RUN_AUCTION at every multiple of this in between (0: none)
-    auction_time_limit_ms: int = 2000  # the solver's time limit per auction
+    auction_time_limit_ms: int = 2000  # the winner-determination budget per auction
     auction_gap_ppm: int = 100  # MIP relative gap, parts per million
 
     def firm_id(self, name: str) -> int | None:

@@ -911,9 +911,10 @@ def _repair(pb: _Problem, wdp: _Wdp, chosen: list[int], budget_s: float,
     empty decision is admissible.
     """
     while True:
-        pricing = _price(pb, chosen, time_limit_s, mip_gap=wdp.mip_gap)
-        if pricing is not None:
-            return chosen, pricing
+        if _price(pb, chosen, time_limit_s, fair=False) is not None:  # admissible: now the full prices
+            pricing = _price(pb, chosen, time_limit_s, mip_gap=wdp.mip_gap)
+            if pricing is not None:
+                return chosen, pricing
         culprits = set(_paradoxically_accepted(pb, chosen, time_limit_s))
         rest = [c for c in chosen if c not in culprits]
         greedy = _removal(pb, rest, time_limit_s)
