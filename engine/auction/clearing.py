@@ -477,10 +477,7 @@ class _Wdp:
         lp.run()
         spent = lp.getRunTime()
         if lp.getModelStatus() != _OPTIMAL:  # no time for the LP: the greedy allocation
-            chosen = _greedy(pb)
-            while drop := set(_unabsorbed(pb, chosen)):
-                chosen = [c for c in chosen if c not in drop]
-            return _start_vector(pb, m, chosen), spent
+            return _start_vector(pb, m, _absorbable(pb, _greedy(pb))), spent
         self.bound = float(lp.getInfo().objective_function_value)
         x = np.asarray(lp.getSolution().col_value)
         ints = m.integer.astype(bool)
@@ -495,10 +492,7 @@ class _Wdp:
             sol = sub.getSolution()
             if sol.value_valid and sub.getModelStatus() != _INFEASIBLE:
                 return np.asarray(sol.col_value), spent
-        chosen = np.flatnonzero(one[: pb.n_pkg]).tolist()
-        while drop := set(_unabsorbed(pb, chosen)):
-            chosen = [c for c in chosen if c not in drop]
-        return _start_vector(pb, m, chosen), spent
+        return _start_vector(pb, m, _absorbable(pb, np.flatnonzero(one[: pb.n_pkg]).tolist())), spent
 
     def solve(self, start: np.ndarray, time_limit_s: float) -> tuple[list[int] | None, bool, float, float]:
         """-> (accepted package columns or None if no solution, proven optimal, reported gap, seconds spent).
@@ -534,7 +528,6 @@ class _Wdp:
         s = set(chosen)
         coef = [(-1.0 if c in s else 1.0) for c in range(n)]
         _add_rows(self.h, [(1.0 - len(s), _INF, list(range(n)), coef)])
-
 
     def subset(self, cols: list[int], start: list[int], time_limit_s: float) -> tuple[list[int], float]:
         """The best decision among the package columns ``cols`` (all others 0) -> (it, seconds spent).
@@ -846,13 +839,11 @@ def clear(
     """Clear one auction (see the module docstring). Deterministic unless the time limit is hit.
 
     ``time_limit_s`` is the budget of all winner-determination work, measured by HiGHS: the start
-    (three quarters at most), the solves and no-good rounds (until three quarters are used), the
-    repair (the rest); building the model and the price MIPs come on top (each price MIP bounded
-    by a quarter of it, or what is left if more). ``mip_gap`` is HiGHS's relative gap (0 = prove
-    optimality exactly).
-    ``exact_rounds`` bounds the no-good rounds, which may use half the budget; then the last
-    decision is repaired (``_repair``) with what is left (at least a quarter: the solves stop at
-    three quarters).
+    (three quarters at most), the solves (until three quarters are used), among them at most
+    ``exact_rounds`` no-good rounds (while half is left), then the repair of the last decision
+    (``_repair``, the rest). Building the model and the price MIPs come on top (each price MIP
+    bounded by a quarter of it, or what is left if more). ``mip_gap`` is HiGHS's relative gap
+    (0 = prove optimality exactly).
     """
     pb = _Problem(instruments, bids, offers, divisibles)
     wdp = _Wdp(pb, time_limit_s, mip_gap)
@@ -938,9 +929,13 @@ def _safety_net(pb: _Problem, chosen: list[int], pricing: _Pricing, time_limit_s
     other_pricing = _price(pb, other, time_limit_s, mip_gap=mip_gap) if other else None
     if other_pricing is None:
         return chosen, pricing
-    mine = _surplus(pb, chosen, _divisible_fills(pb, pricing.prices, pricing.net))
-    theirs = _surplus(pb, other, _divisible_fills(pb, other_pricing.prices, other_pricing.net))
-    return (other, other_pricing) if theirs > mine else (chosen, pricing)
+    better = _total(pb, other, other_pricing) > _total(pb, chosen, pricing)
+    return (other, other_pricing) if better else (chosen, pricing)
+
+
+def _total(pb: _Problem, chosen: list[int], pricing: _Pricing) -> int:
+    """Total surplus of a priced decision: packages plus the divisible fills at its prices."""
+    return _surplus(pb, chosen, _divisible_fills(pb, pricing.prices, pricing.net))
 
 
 def _removal(pb: _Problem, chosen: list[int], time_limit_s: float) -> list[int]:
@@ -992,6 +987,14 @@ def _unabsorbed(pb: _Problem, chosen: list[int]) -> list[int]:
             if curve.interval(n, inst.min_price, inst.max_price) is not None:
                 break
     return drop
+
+
+def _absorbable(pb: _Problem, chosen: list[int]) -> list[int]:
+    """``chosen`` without what ``_unabsorbed`` drops, until nothing more is: a decision the divisible
+    orders absorb (feasible for the MILP, not necessarily admissible)."""
+    while drop := set(_unabsorbed(pb, chosen)):
+        chosen = [c for c in chosen if c not in drop]
+    return chosen
 
 
 def _greedy(pb: _Problem) -> list[int]:
