@@ -10,7 +10,10 @@ Formulation (units in ``engine.auction.orders``; GPU quantities, ticks, all inte
 
 0. **A start for winner determination** (``_Wdp.dive``, used in step 1): the LP relaxation, then the small MILP
    over the package columns it leaves fractional (the others fixed), handed to HiGHS as its first
-   incumbent; the empty decision if that finds nothing. So a time limit always leaves a decision.
+   incumbent. When the LP does not finish in time, the bound comes from a Lagrangian relaxation of
+   the balance rows (``_lagrangian``: a few dozen price adjustments in numpy) and the start is the
+   better of two greedy allocations (``_greedy``), at the book's prices and at the Lagrangian's.
+   So a time limit always leaves a decision and a bound.
 
 1. **Winner determination** (MILP, maximise surplus)::
 
@@ -55,8 +58,9 @@ Formulation (units in ``engine.auction.orders``; GPU quantities, ticks, all inte
    in an elastic price LP (positive violation) are dropped and the best subset of the rest is
    chosen by the same MILP restricted to it (a small solve, started from a greedy removal that
    is admissible by construction), until the decision admits prices (the empty decision always
-   does); if the greedy allocation of bids against the book, made admissible the same way, has
-   more surplus, it is taken instead. The gap is measured against the first solve's upper
+   does); if a greedy allocation made admissible the same way has more surplus, it is taken
+   instead (``_safety_net``: at the book's prices, and at the Lagrangian prices when the repaired
+   decision is below 90 % of the bound). The gap is measured against the first solve's upper
    bound (no admissible decision can beat it) and reported as proven optimal when within
    ``mip_gap``. ``ir_cost`` = surplus of the first (unconstrained) solution minus the final
    surplus.
@@ -64,7 +68,8 @@ Formulation (units in ``engine.auction.orders``; GPU quantities, ticks, all inte
 Money balances to the tick: every fill pays ``qty * price[instrument]`` and per instrument
 GPUs bought == GPUs sold.
 
-Cost: building the MILP is O(total legs) in Python; the start is one LP and a small MILP;
+Cost: building the MILP is O(total legs) in Python; the start is one LP and a small MILP (or
+O(40 x legs) numpy for the Lagrangian and O(columns log columns) for the greedy allocations);
 solving is NP-hard in general (HiGHS branch and cut; all winner-determination work shares the
 budget ``time_limit_s``); each no-good round adds one dense row over the package columns.
 Step 2 is O(orders log orders) for the intervals plus a MIP over at most the touched
@@ -257,6 +262,44 @@ def _add_cols(h: highspy.Highs, cost: list[float], lo: list[float], hi: list[flo
     h.changeColsIntegrality(n, ids, ints)
 
 
+def _leg_positions(pb: _Problem, cols: np.ndarray) -> np.ndarray:
+    """Positions in the flat leg arrays of the legs of the columns ``cols``, column by column. O(their legs)."""
+    lens = pb.leg_start[cols + 1] - pb.leg_start[cols]
+    first = np.repeat(pb.leg_start[cols] - np.cumsum(lens) + lens, lens)
+    return first + np.arange(int(lens.sum()))
+
+
+def _add_leg_rows(h: highspy.Highs, pb: _Problem, cols: np.ndarray, kpos: np.ndarray, lo: np.ndarray,
+                  hi: np.ndarray, sign: np.ndarray | None = None, lead: np.ndarray | None = None) -> None:
+    """One row per column c of ``cols``: ``lo <= [r_lead +] sign * sum_legs qty * inc * k[inst] <= hi``,
+    ``k`` at the HiGHS columns ``kpos[row of the instrument]``, ``r_lead`` (coefficient 1) only if
+    ``lead`` is given. O(legs of ``cols``) in numpy."""
+    if not len(cols):
+        return
+    at = _leg_positions(pb, cols)
+    lens = pb.leg_start[cols + 1] - pb.leg_start[cols]
+    coef = (pb.leg_qty[at] * pb.inc[pb.leg_row[at]]).astype(np.float64)
+    if sign is not None:
+        coef *= np.repeat(sign, lens)
+    index = kpos[pb.leg_row[at]]
+    if lead is not None:  # the lead column first in each row
+        width = lens + 1
+        starts = np.concatenate([[0], np.cumsum(width)[:-1]])
+        full_i = np.empty(int(width.sum()), dtype=np.int64)
+        full_v = np.empty(len(full_i))
+        full_i[starts] = lead
+        full_v[starts] = 1.0
+        rest = np.ones(len(full_i), dtype=bool)
+        rest[starts] = False
+        full_i[rest] = index
+        full_v[rest] = coef
+        index, coef = full_i, full_v
+    else:
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    h.addRows(len(cols), np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64), len(index),
+              starts.astype(np.int32), index.astype(np.int32), coef)
+
+
 # ------------------------------------------------------------------ prepared problem
 
 
@@ -311,6 +354,23 @@ class _Problem:
             side = self.div_bids if isinstance(d, DivisibleBid) else self.div_offers
             side[d.instrument].append((d.limit, d.qty, d.order_id, n))
         self.curves = {i: _Curve(self.div_bids[i], self.div_offers[i]) for i in self.active}
+        # the package columns' legs as flat arrays (column c's legs at leg_start[c]:leg_start[c+1])
+        lens = [len(legs) for legs in self.col_legs]
+        self.leg_start = np.concatenate([[0], np.cumsum(lens, dtype=np.int64)])
+        self.leg_col = np.repeat(np.arange(self.n_pkg), lens)
+        self.leg_row = np.array([self.row_of[i] for legs in self.col_legs for i, _ in legs], dtype=np.int64)
+        self.leg_qty = np.array([q for legs in self.col_legs for _, q in legs], dtype=np.int64)
+        self.value = np.array(self.col_value, dtype=np.int64)
+        self.inc = np.array([self.inst[i].price_increment for i in self.active], dtype=np.int64)
+        self.owner = np.full(self.n_pkg, -1, dtype=np.int64)  # the bid of a bid column, -1 for offers
+        for n, cols in self.bid_cols.items():
+            self.owner[cols] = n
+        # the valid divisible orders as arrays: +1 bids / -1 offers, limit, qty, instrument row
+        self.div_sign = np.array([1 if isinstance(self.divs[n], DivisibleBid) else -1 for n in self.div_valid],
+                                 dtype=np.int64)
+        self.div_limit = np.array([self.divs[n].limit for n in self.div_valid], dtype=np.int64)
+        self.div_qty = np.array([self.divs[n].qty for n in self.div_valid], dtype=np.int64)
+        self.div_row = np.array([self.row_of[self.divs[n].instrument] for n in self.div_valid], dtype=np.int64)
 
     def _admit(self, orders, validate, id_of, kind_of) -> list[int]:
         """Positions of the orders that validate and whose id was not seen before; the others get
@@ -431,13 +491,21 @@ def _milp(pb: _Problem) -> Milp:
                 np.array(val, dtype=np.float64)[order], div_orders)
 
 
-def _highs_of(m: Milp, time_limit_s: float, mip_gap: float, integer: bool = True,
-              col_lo: np.ndarray | None = None, col_hi: np.ndarray | None = None) -> highspy.Highs:
-    """HiGHS holding the MILP ``m`` (maximise), as its LP relaxation unless ``integer``, with these column bounds."""
+def _highs_of(m: Milp, time_limit_s: float, mip_gap: float, integer: bool = True) -> highspy.Highs:
+    """HiGHS holding the MILP ``m`` (maximise), as its LP relaxation unless ``integer``.
+
+    A MILP runs without presolve: on the full winner-determination model (10,000 bids and more)
+    HiGHS's MIP presolve and setup run for seconds without looking at the time limit (3.1 s
+    against 0.5 s at 10,000 bids), and its branch and cut found better solutions in the same
+    time without it (bench/bench_auction.py). Sub-models are restricted (``_restricted``) rather
+    than fixed, so there is nothing for a presolve to remove.
+    """
     h = _new_highs(time_limit_s, mip_gap)
+    if integer:
+        h.setOptionValue("presolve", "off")
     n = len(m.cost)
     if n:
-        h.addVars(n, np.zeros(n) if col_lo is None else col_lo, m.col_hi if col_hi is None else col_hi)
+        h.addVars(n, np.zeros(n), m.col_hi)
         ids = np.arange(n, dtype=np.int32)
         h.changeColsCost(n, ids, m.cost)
         if integer:
@@ -448,12 +516,28 @@ def _highs_of(m: Milp, time_limit_s: float, mip_gap: float, integer: bool = True
     return h
 
 
+def _restricted(m: Milp, keep: np.ndarray, one: np.ndarray) -> Milp:
+    """The MILP over the columns ``keep`` (a mask), the columns ``one`` fixed at 1 and every other at 0:
+    the fixed columns leave the model and shift the row bounds by what they contribute. Its columns
+    are ``np.flatnonzero(keep)`` in order. O(nonzeros) in numpy."""
+    rows = len(m.row_lo)
+    row_of = np.repeat(np.arange(rows), np.diff(m.starts))
+    fixed = one[m.index]
+    shift = np.bincount(row_of[fixed], weights=m.value[fixed], minlength=rows)
+    kept = keep[m.index]
+    new_id = np.cumsum(keep, dtype=np.int64) - 1
+    starts = np.searchsorted(row_of[kept], np.arange(rows + 1)).astype(np.int32)
+    return Milp(m.cost[keep], m.col_hi[keep], m.integer[keep], m.row_lo - shift, m.row_hi - shift, starts,
+                new_id[m.index[kept]].astype(np.int32), m.value[kept], m.div_orders)
+
+
 class _Wdp:
     """The winner-determination MILP in HiGHS, kept between rounds (cuts and fixings are added to it)."""
 
     def __init__(self, pb: _Problem, time_limit_s: float, mip_gap: float):
         self.pb = pb
         self.bound = _INF  # a proven upper bound on the optimum: the relaxation's, or HiGHS's if lower
+        self.prices: np.ndarray | None = None  # the Lagrangian's prices, when the dive computed them
         self.mip_gap = mip_gap
         m = self.milp = _milp(pb)
         self.h = _highs_of(m, time_limit_s, mip_gap)
@@ -465,7 +549,8 @@ class _Wdp:
         integral and solve the small MILP over the fractional ones within ``time_limit_s``; if that
         has no solution, round the fractional ones down and drop accepted packages where the
         divisible orders cannot absorb the rest (``_unabsorbed``). If even the LP does not finish
-        in time, the greedy allocation (``_greedy``). A good incumbent before branch and
+        in time, ``bound`` is the Lagrangian one (``_lagrangian``) and the start the better of the greedy
+        allocations (``_greedy``) at the book's prices and at the Lagrangian's. A good incumbent before branch and
         bound starts: on large instances HiGHS's own heuristics find a worse one later
         (bench/bench_auction.py). O(one LP + one small MILP).
         """
@@ -476,22 +561,25 @@ class _Wdp:
         lp = _highs_of(m, time_limit_s, 0.0, integer=False)
         lp.run()
         spent = lp.getRunTime()
-        if lp.getModelStatus() != _OPTIMAL:  # no time for the LP: the greedy allocation
-            return _start_vector(pb, m, _absorbable(pb, _greedy(pb))), spent
+        if lp.getModelStatus() != _OPTIMAL:  # no time for the LP: a Lagrangian bound, a greedy allocation
+            self.bound, self.prices = _lagrangian(pb)
+            starts = [_absorbable(pb, _greedy(pb, y)) for y in (_reference_prices(pb), self.prices)]
+            return _start_vector(pb, m, max(starts, key=lambda c: _surplus(pb, c, {}) + _div_surplus_for(pb, c))), spent
         self.bound = float(lp.getInfo().objective_function_value)
         x = np.asarray(lp.getSolution().col_value)
         ints = m.integer.astype(bool)
         zero = ints & (x < 1e-6)
         one = ints & (x > 1 - 1e-6)
         if (ints & ~zero & ~one).any():
-            hi = m.col_hi.copy()
-            hi[zero] = 0.0
-            sub = _highs_of(m, max(0.0, time_limit_s - spent), self.mip_gap, col_lo=one.astype(np.float64), col_hi=hi)
+            keep = ~(zero | one)
+            sub = _highs_of(_restricted(m, keep, one), max(0.0, time_limit_s - spent), self.mip_gap)
             sub.run()
             spent += sub.getRunTime()
             sol = sub.getSolution()
             if sol.value_valid and sub.getModelStatus() != _INFEASIBLE:
-                return np.asarray(sol.col_value), spent
+                x = one.astype(np.float64)
+                x[keep] = sol.col_value
+                return x, spent
         return _start_vector(pb, m, _absorbable(pb, np.flatnonzero(one[: pb.n_pkg]).tolist())), spent
 
     def solve(self, start: np.ndarray, time_limit_s: float) -> tuple[list[int] | None, bool, float, float]:
@@ -537,18 +625,18 @@ class _Wdp:
         only ``cols`` and the divisible orders are free.
         """
         m, pb = self.milp, self.pb
-        hi = m.col_hi.copy()
-        free = np.zeros(len(m.cost), dtype=bool)
-        free[cols] = True
-        free[pb.n_pkg:] = True
-        hi[~free] = 0.0
-        sub = _highs_of(m, time_limit_s, self.mip_gap, col_hi=hi)
-        sub.setSolution(len(m.cost), np.arange(len(m.cost), dtype=np.int32), _start_vector(pb, m, start))
+        keep = np.zeros(len(m.cost), dtype=bool)
+        keep[cols] = True
+        keep[pb.n_pkg:] = True
+        ids = np.flatnonzero(keep)
+        sub = _highs_of(_restricted(m, keep, np.zeros_like(keep)), time_limit_s, self.mip_gap)
+        sub.setSolution(len(ids), np.arange(len(ids), dtype=np.int32), _start_vector(pb, m, start)[keep])
         sub.run()
         sol = sub.getSolution()
         if not sol.value_valid:
             return start, sub.getRunTime()
-        return np.flatnonzero(np.asarray(sol.col_value)[: pb.n_pkg] > 0.5).tolist(), sub.getRunTime()
+        x = np.asarray(sol.col_value)
+        return sorted(int(c) for c in ids[x > 0.5] if c < pb.n_pkg), sub.getRunTime()
 
 
 # ------------------------------------------------------------------ prices for a decision
@@ -642,66 +730,57 @@ def _price(pb: _Problem, chosen: list[int], time_limit_s: float, fair: bool = Tr
         return None
     net, box = got
     mid = _targets(pb, chosen, box)
-    chosen_set = set(chosen)
+    chosen_a = np.array(chosen, dtype=np.int64)
     # paradoxical-rejection rows: rejected columns that could be in the money somewhere in the box
-    prb_groups: list[list[int]] = []  # per rejected order, its candidate columns
-    for cols in pb.bid_cols.values() if fair else ():
-        if chosen_set.intersection(cols):
-            continue
-        cand = [
-            c
-            for c in cols
-            if pb.col_value[c] > sum(q * pb.inst[i].price_increment * box[i][0] for i, q in pb.col_legs[c])
-        ]
-        if cand:
-            prb_groups.append(cand)
-    for c in pb.offer_col.values() if fair else ():
-        if c not in chosen_set and -pb.col_value[c] < sum(
-            q * pb.inst[i].price_increment * box[i][1] for i, q in pb.col_legs[c]
-        ):
-            prb_groups.append([c])
-    touched = sorted(
-        {i for c in chosen for i, _ in pb.col_legs[c]} | {i for g in prb_groups for c in g for i, _ in pb.col_legs[c]}
-    )
+    cand = np.zeros(pb.n_pkg, dtype=bool)
+    if fair and pb.n_pkg:
+        klo = np.array([box[i][0] for i in pb.active], dtype=np.int64)
+        khi = np.array([box[i][1] for i in pb.active], dtype=np.int64)
+        w = pb.leg_qty * pb.inc[pb.leg_row]
+        starts = pb.leg_start[:-1]
+        cost_lo = np.add.reduceat(w * klo[pb.leg_row], starts)
+        cost_hi = np.add.reduceat(w * khi[pb.leg_row], starts)
+        won = np.zeros(len(pb.bids) + 1, dtype=bool)  # per bid; the last entry stands for the offers' -1
+        won[pb.owner[chosen_a]] = True
+        cand = np.where(pb.owner >= 0, (pb.value > cost_lo) & ~won[pb.owner], -pb.value < cost_hi)
+        cand[chosen_a] = False
+    prb_cols = np.flatnonzero(cand)
+    # group of each candidate: one per rejected bid (its candidate alternatives), one per offer
+    owner_key = np.where(pb.owner[prb_cols] >= 0, pb.owner[prb_cols], -1 - prb_cols)
+    _, prb_group = np.unique(owner_key, return_inverse=True)
+    n_groups = int(prb_group.max()) + 1 if len(prb_cols) else 0
+    on_legs = np.zeros(len(pb.leg_row), dtype=bool)
+    for c in (chosen_a, prb_cols):
+        on_legs[_leg_positions(pb, c)] = True
+    touched_rows = np.unique(pb.leg_row[on_legs])
+    touched = [pb.active[r] for r in touched_rows]
     prices = {i: mid[i] * pb.inst[i].price_increment for i in pb.active}
     if not touched:
         return _Pricing(prices, net, 0)
-    kcol = {i: n for n, i in enumerate(touched)}
+    kpos = np.full(len(pb.active), -1, dtype=np.int64)
+    kpos[touched_rows] = np.arange(len(touched_rows))
     nk = len(touched)
 
     def base_model(with_loss: bool) -> tuple[highspy.Highs, int]:
         h = _new_highs(time_limit_s, mip_gap)
-        lo = [float(box[i][0]) for i in touched]
-        hi = [float(box[i][1]) for i in touched]
-        _add_cols(h, [0.0] * nk, lo, hi, [True] * nk)
-        rows = []
-        for c in chosen:
-            idx = [kcol[i] for i, _ in pb.col_legs[c]]
-            w = [float(q * pb.inst[i].price_increment) for i, q in pb.col_legs[c]]
-            if pb.col_sign[c] > 0:
-                rows.append((-_INF, float(pb.col_value[c]), idx, w))
-            else:
-                rows.append((float(-pb.col_value[c]), _INF, idx, w))
+        _add_cols(h, [0.0] * nk, [float(box[i][0]) for i in touched], [float(box[i][1]) for i in touched],
+                  [True] * nk)
+        # accepted: bid cost <= limit, offer revenue >= minimum
+        val = pb.value[chosen_a].astype(np.float64)
+        buy = pb.owner[chosen_a] >= 0
+        _add_leg_rows(h, pb, chosen_a, kpos, np.where(buy, -_INF, -val), np.where(buy, val, _INF))
         first_r = nk
-        if with_loss:
-            _add_cols(
-                h, [1.0] * len(prb_groups), [0.0] * len(prb_groups), [_INF] * len(prb_groups), [False] * len(prb_groups)
-            )
-            for g, cols in enumerate(prb_groups):
-                for c in cols:
-                    idx = [kcol[i] for i, _ in pb.col_legs[c]]
-                    w = [float(q * pb.inst[i].price_increment) for i, q in pb.col_legs[c]]
-                    if pb.col_sign[c] > 0:  # r >= limit - cost  <=>  r + cost >= limit
-                        rows.append((float(pb.col_value[c]), _INF, [first_r + g, *idx], [1.0, *w]))
-                    else:  # r >= revenue - min  <=>  r - revenue >= -min
-                        rows.append((float(pb.col_value[c]), _INF, [first_r + g, *idx], [1.0, *[-x for x in w]]))
-        _add_rows(h, rows)
+        if with_loss:  # bid: r + cost >= limit;  offer: r - revenue >= -min  (both: >= value)
+            _add_cols(h, [1.0] * n_groups, [0.0] * n_groups, [_INF] * n_groups, [False] * n_groups)
+            sign = np.where(pb.owner[prb_cols] >= 0, 1.0, -1.0)
+            _add_leg_rows(h, pb, prb_cols, kpos, pb.value[prb_cols].astype(np.float64),
+                          np.full(len(prb_cols), _INF), sign, first_r + prb_group)
         return h, first_r
 
     loss = 0
     stage_a: list[float] | None = None
-    h, first_r = base_model(with_loss=bool(prb_groups))
-    if prb_groups:
+    h, first_r = base_model(with_loss=n_groups > 0)
+    if n_groups:
         # (a) minimise the loss of paradoxically rejected orders
         h.changeObjectiveSense(highspy.ObjSense.kMinimize)
         h.run()
@@ -711,7 +790,7 @@ def _price(pb: _Problem, chosen: list[int], time_limit_s: float, fair: bool = Tr
             stage_a = list(h.getSolution().col_value[:nk])  # admissible prices, if (b) finds none in time
             loss = math.ceil(h.getInfo().objective_function_value - 1e-6)  # integer at integer prices
             # fix the loss, then (b) below
-            ng = len(prb_groups)
+            ng = n_groups
             _add_rows(h, [(-_INF, float(loss), list(range(first_r, first_r + ng)), [1.0] * ng)])
             h.changeColsCost(ng, np.arange(first_r, first_r + ng, dtype=np.int32), np.zeros(ng))
         else:  # no prices found in time: not a proof that none exist, so go on without stage (a)
@@ -875,7 +954,7 @@ def clear(
             continue
         repaired = True
         chosen, pricing = _repair(pb, wdp, got, time_limit_s - spent, 0.25 * time_limit_s)
-        chosen, pricing = _safety_net(pb, chosen, pricing, 0.25 * time_limit_s, mip_gap)
+        chosen, pricing = _safety_net(pb, wdp, chosen, pricing, 0.25 * time_limit_s, mip_gap)
         break
     if pricing is None:  # no admissible decision: clear the divisible orders alone (always admissible)
         proven = proven and got is None
@@ -919,18 +998,28 @@ def _repair(pb: _Problem, wdp: _Wdp, chosen: list[int], budget_s: float,
         budget_s -= took
 
 
-def _safety_net(pb: _Problem, chosen: list[int], pricing: _Pricing, time_limit_s: float,
+def _safety_net(pb: _Problem, wdp: _Wdp, chosen: list[int], pricing: _Pricing, time_limit_s: float,
                 mip_gap: float) -> tuple[list[int], _Pricing]:
-    """The better of a repaired decision and the greedy allocation made admissible (``_greedy``, then
-    ``_removal``): a repair that had no budget left can cascade to almost nothing on a large
-    lumpy instance (50,000 bids in the benchmark), the greedy allocation does not. O(one greedy pass
-    + its removal steps + one pricing)."""
-    other = _removal(pb, _greedy(pb), time_limit_s)
-    other_pricing = _price(pb, other, time_limit_s, mip_gap=mip_gap) if other else None
-    if other_pricing is None:
-        return chosen, pricing
-    better = _total(pb, other, other_pricing) > _total(pb, chosen, pricing)
-    return (other, other_pricing) if better else (chosen, pricing)
+    """The best of a repaired decision and the greedy allocations made admissible (``_greedy``, then
+    ``_removal``): at the book's prices, and, when the repaired decision is below 90 % of the bound,
+    at the Lagrangian prices (``_lagrangian``, computed here if the dive did not). A repair that had
+    no budget left can cascade to a fraction of the bound on a large lumpy instance (50,000 bids in
+    the benchmark); a greedy allocation does not. O(up to two greedy passes, their removal steps and
+    pricings, and the Lagrangian)."""
+    best = _total(pb, chosen, pricing)
+    for prices in (_reference_prices(pb), None):
+        if prices is None:
+            if best >= 0.9 * wdp.bound:
+                break
+            prices = wdp.prices if wdp.prices is not None else _lagrangian(pb)[1]
+        other = _removal(pb, _greedy(pb, prices), time_limit_s)
+        total = _surplus(pb, other, {}) + _div_surplus_for(pb, other)  # its total at any admissible prices
+        if total <= best:
+            continue  # not better, so not priced
+        other_pricing = _price(pb, other, time_limit_s, mip_gap=mip_gap)
+        if other_pricing is not None:
+            chosen, pricing, best = other, other_pricing, total
+    return chosen, pricing
 
 
 def _total(pb: _Problem, chosen: list[int], pricing: _Pricing) -> int:
@@ -997,30 +1086,89 @@ def _absorbable(pb: _Problem, chosen: list[int]) -> list[int]:
     return chosen
 
 
-def _greedy(pb: _Problem) -> list[int]:
-    """Package bids against the divisible offers alone, best value per GPU-hour first (no solver).
+def _reference_prices(pb: _Problem) -> np.ndarray:
+    """Per instrument row, the middle of the prices at which the divisible orders alone clear (the
+    band's middle where they cannot). O(instruments x their limits)."""
+    out = np.zeros(len(pb.active))
+    for r, i in enumerate(pb.active):
+        inst = pb.inst[i]
+        lo, hi = pb.curves[i].interval(0, inst.min_price, inst.max_price) or (inst.min_price, inst.max_price)
+        out[r] = (lo + hi) / 2
+    return out
 
-    A bid takes the first of its alternatives, in that order, whose legs the divisible offers can
-    still supply (each instrument's net demand at most all its divisible offers; ``_unabsorbed``
-    trims what the curve cannot absorb after all); package offers are not used. A start for when
-    the LP has no time to finish. O(columns log columns + legs).
+
+def _profits(pb: _Problem, y: np.ndarray) -> np.ndarray:
+    """Per package column its surplus if it traded at the prices ``y`` (per instrument row): a bid's
+    limit minus its cost, an offer's revenue minus its minimum. O(legs) in numpy."""
+    w = np.where(pb.owner[pb.leg_col] >= 0, pb.leg_qty, -pb.leg_qty) * y[pb.leg_row]
+    return pb.value - np.bincount(pb.leg_col, weights=w, minlength=pb.n_pkg)
+
+
+def _lagrangian(pb: _Problem, iterations: int = 40) -> tuple[float, np.ndarray]:
+    """An upper bound on the optimum without the LP, and the prices that gave it.
+
+    For any prices y, relaxing the balance rows gives L(y) = sum of each bid's best positive
+    surplus at y over its alternatives + each offer's + each divisible order's (qty x its margin);
+    every feasible decision has surplus <= L(y) (its balance terms vanish). Starting at
+    ``_reference_prices``, each step raises the price of an instrument in proportion to its excess
+    demand relative to its volume (tatonnement, step shrinking), and the lowest L is kept.
+    -> (that L, its prices). O(iterations x legs) in numpy; deterministic."""
+    y = _reference_prices(pb)
+    rows = len(pb.active)
+    bid = pb.owner >= 0
+    bid_cols = np.flatnonzero(bid)
+    owner = pb.owner[bid_cols]
+    best, best_y = math.inf, y
+    for t in range(iterations):
+        prof = _profits(pb, y)
+        top = np.zeros(len(pb.bids) + 1)  # per bid its best positive surplus (the last entry: offers' -1)
+        np.maximum.at(top, owner, prof[bid_cols])
+        take = bid & (prof > 0) & (prof >= top[pb.owner])  # a bid's best (ties: all; for the excess only)
+        take |= ~bid & (prof > 0)
+        margin = pb.div_sign * (pb.div_limit - y[pb.div_row]) * pb.div_qty
+        fill = margin > 0
+        value = float(top[top > 0].sum() + prof[~bid & (prof > 0)].sum() + margin[fill].sum())
+        if value < best:
+            best, best_y = value, y
+        on = take[pb.leg_col]
+        qty = np.where(bid[pb.leg_col], pb.leg_qty, -pb.leg_qty)
+        excess = (np.bincount(pb.leg_row[on], weights=qty[on], minlength=rows)
+                  + np.bincount(pb.div_row[fill], weights=(pb.div_sign * pb.div_qty)[fill], minlength=rows))
+        volume = (np.bincount(pb.leg_row[on], weights=pb.leg_qty[on], minlength=rows)
+                  + np.bincount(pb.div_row[fill], weights=pb.div_qty[fill], minlength=rows))
+        y = np.maximum(0.0, y * (1 + 0.2 / (1 + t / 10) * excess / (volume + 1)))
+    return best, best_y
+
+
+def _greedy(pb: _Problem, prices: np.ndarray) -> list[int]:
+    """A decision without a solver, guided by the prices (per instrument row).
+
+    The package offers in the money at the prices are accepted; then the bids, most surplus at the
+    prices first, each with its first alternative (in that order) whose legs the divisible offers and
+    the accepted package offers can still supply (an instrument's net demand at most all its divisible
+    offers); ``_absorbable`` trims what the curves cannot absorb after all. A start for when the LP
+    has no time to finish. O(columns log columns + legs).
     """
+    prof = _profits(pb, prices)
+    chosen = np.flatnonzero((pb.owner < 0) & (prof > 0)).tolist()
     net = dict.fromkeys(pb.active, 0)
+    for c in chosen:
+        for i, q in pb.col_legs[c]:
+            net[i] += q
     floor = {i: pb.curves[i].interval(0, pb.inst[i].min_price, pb.inst[i].max_price) and
              -int(pb.curves[i].op[-1]) for i in pb.active}  # the most net demand the divisibles absorb
-    order = sorted((-pb.col_value[c] / sum(q for _, q in pb.col_legs[c]), c)
-                   for cols in pb.bid_cols.values() for c in cols)
-    owner = {c: n for n, cols in pb.bid_cols.items() for c in cols}
+    bid_cols = np.flatnonzero(pb.owner >= 0)
     taken: set[int] = set()
-    chosen: list[int] = []
-    for _, c in order:
-        if owner[c] in taken:
+    for c in bid_cols[np.lexsort((bid_cols, -prof[bid_cols]))].tolist():
+        if prof[c] <= 0:
+            break
+        if pb.owner[c] in taken:
             continue
         legs = pb.col_legs[c]
         if all(floor[i] is not None and net[i] - q >= floor[i] for i, q in legs):
             for i, q in legs:
                 net[i] -= q
-            taken.add(owner[c])
+            taken.add(int(pb.owner[c]))
             chosen.append(c)
     return sorted(chosen)
 

@@ -10,11 +10,12 @@ satisfy the same rules, money balancing to the tick, and the same result twice.
 """
 
 import itertools
+import math
 import random
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from engine.auction import (
@@ -31,7 +32,9 @@ from engine.auction import (
     clear,
     decision_of,
     result_of,
+    winner_determination_milp,
 )
+from engine.auction.clearing import _OPTIMAL, _highs_of, _lagrangian, _Problem, _restricted
 from engine.instruments import NS_PER_HOUR, Instrument
 
 N_INST = 2
@@ -250,6 +253,7 @@ def test_a_time_limit_too_short_to_prove_anything_still_leaves_an_admissible_all
     r = clear(instruments, bids, offers, divs, time_limit_s=time_limit_s, mip_gap=1e-4)
     _check_result(r, bids, offers, divs, instruments)
     assert not r.proven_optimal and r.status == AuctionStatus.FEASIBLE
+    assert math.isfinite(r.mip_gap)  # the LP's bound, or the Lagrangian's when it had no time
     assert r.ir_cost == r.unconstrained_surplus - r.total_surplus >= 0
 
 
@@ -275,3 +279,40 @@ def test_a_decision_rebuilds_its_result_without_a_solver(inst):
     if r.prices:
         with pytest.raises(ValueError):
             result_of(_instruments(), bids, offers, divs, Decision(d.accepted, d.prices[1:], True, 0.0, 0, 1))
+
+
+@settings(max_examples=150, deadline=None)
+@given(instances())
+def test_the_lagrangian_bound_is_never_below_the_optimum(inst):
+    # The bound reported when the LP has no time to finish: for any prices, the relaxed balance rows
+    # leave each order its best positive surplus, which no feasible decision can beat.
+    bids, offers, divs = inst
+    r = clear(_instruments(), bids, offers, divs)
+    bound, prices = _lagrangian(_Problem(_instruments(), bids, offers, divs))
+    assert r.proven_optimal
+    assert bound >= r.unconstrained_surplus - 1e-6 and len(prices) == len({d.instrument for d in divs} | {
+        leg.instrument for b in bids for a in b.alternatives for leg in a.legs} | {
+        leg.instrument for o in offers for leg in o.legs})
+
+
+@settings(max_examples=150, deadline=None)
+@given(instances(), st.randoms(use_true_random=False))
+def test_a_restricted_milp_solves_like_the_full_one_with_fixed_columns(inst, rnd):
+    # Sub-models (the dive's, the repair's) drop fixed columns and shift the rows instead of fixing bounds.
+    bids, offers, divs = inst
+    m = winner_determination_milp(_instruments(), bids, offers, divs)
+    n = len(m.cost)
+    one = np.array([rnd.random() < 0.2 and m.integer[c] for c in range(n)], dtype=bool)
+    keep = np.array([not one[c] and rnd.random() < 0.7 for c in range(n)], dtype=bool)
+    assume(keep.any())  # HiGHS calls a model without columns empty, not optimal
+    full = _highs_of(m, 10.0, 0.0)
+    full.changeColsBounds(n, np.arange(n, dtype=np.int32), one.astype(np.float64),
+                          np.where(keep, m.col_hi, one.astype(np.float64)))
+    full.run()
+    sub = _highs_of(_restricted(m, keep, one), 10.0, 0.0)
+    sub.run()
+    assert (full.getModelStatus() == _OPTIMAL) == (sub.getModelStatus() == _OPTIMAL)
+    if full.getModelStatus() == _OPTIMAL:
+        fixed = float(m.cost[one].sum())
+        got = sub.getInfo().objective_function_value + fixed
+        assert abs(full.getInfo().objective_function_value - got) < 1e-6
