@@ -12,7 +12,8 @@ Formulation (units in ``engine.auction.orders``; GPU quantities, ticks, all inte
    over the package columns it leaves fractional (the others fixed), handed to HiGHS as its first
    incumbent. When the LP does not finish in time, the bound comes from a Lagrangian relaxation of
    the balance rows (``_lagrangian``: a few dozen price adjustments in numpy) and the start is the
-   better of two greedy allocations (``_greedy``), at the book's prices and at the Lagrangian's.
+   best of three greedy allocations (``_greedy``): at the book's prices without and with package
+   offers, and at the Lagrangian's.
    So a time limit always leaves a decision and a bound.
 
 1. **Winner determination** (MILP, maximise surplus)::
@@ -59,11 +60,11 @@ Formulation (units in ``engine.auction.orders``; GPU quantities, ticks, all inte
    chosen by the same MILP restricted to it (a small solve, started from a greedy removal that
    is admissible by construction), until the decision admits prices (the empty decision always
    does); if a greedy allocation made admissible the same way has more surplus, it is taken
-   instead (``_safety_net``: at the book's prices, and at the Lagrangian prices when the repaired
-   decision is below 90 % of the bound). The gap is measured against the first solve's upper
-   bound (no admissible decision can beat it) and reported as proven optimal when within
-   ``mip_gap``. ``ir_cost`` = surplus of the first (unconstrained) solution minus the final
-   surplus.
+   instead (``_safety_net``: at the book's prices without and with package offers, and at the
+   Lagrangian prices when the repaired decision is below 90 % of the bound). The gap is
+   measured against the first solve's upper bound (no admissible decision can beat it) and reported
+   as proven optimal when within ``mip_gap``. ``ir_cost`` = surplus of the first (unconstrained)
+   solution minus the final surplus.
 
 Money balances to the tick: every fill pays ``qty * price[instrument]`` and per instrument
 GPUs bought == GPUs sold.
@@ -549,8 +550,9 @@ class _Wdp:
         integral and solve the small MILP over the fractional ones within ``time_limit_s``; if that
         has no solution, round the fractional ones down and drop accepted packages where the
         divisible orders cannot absorb the rest (``_unabsorbed``). If even the LP does not finish
-        in time, ``bound`` is the Lagrangian one (``_lagrangian``) and the start the better of the greedy
-        allocations (``_greedy``) at the book's prices and at the Lagrangian's. A good incumbent before branch and
+        in time, ``bound`` is the Lagrangian one (``_lagrangian``) and the start the best of the greedy
+        allocations (``_greedy``) at the book's prices (without and with package offers) and at the
+        Lagrangian's. A good incumbent before branch and
         bound starts: on large instances HiGHS's own heuristics find a worse one later
         (bench/bench_auction.py). O(one LP + one small MILP).
         """
@@ -563,7 +565,9 @@ class _Wdp:
         spent = lp.getRunTime()
         if lp.getModelStatus() != _OPTIMAL:  # no time for the LP: a Lagrangian bound, a greedy allocation
             self.bound, self.prices = _lagrangian(pb)
-            starts = [_absorbable(pb, _greedy(pb, y)) for y in (_reference_prices(pb), self.prices)]
+            ref = _reference_prices(pb)
+            starts = [_absorbable(pb, _greedy(pb, y, offers)) for y, offers in
+                      ((ref, False), (ref, True), (self.prices, True))]
             return _start_vector(pb, m, max(starts, key=lambda c: _surplus(pb, c, {}) + _div_surplus_for(pb, c))), spent
         self.bound = float(lp.getInfo().objective_function_value)
         x = np.asarray(lp.getSolution().col_value)
@@ -1001,18 +1005,20 @@ def _repair(pb: _Problem, wdp: _Wdp, chosen: list[int], budget_s: float,
 def _safety_net(pb: _Problem, wdp: _Wdp, chosen: list[int], pricing: _Pricing, time_limit_s: float,
                 mip_gap: float) -> tuple[list[int], _Pricing]:
     """The best of a repaired decision and the greedy allocations made admissible (``_greedy``, then
-    ``_removal``): at the book's prices, and, when the repaired decision is below 90 % of the bound,
-    at the Lagrangian prices (``_lagrangian``, computed here if the dive did not). A repair that had
-    no budget left can cascade to a fraction of the bound on a large lumpy instance (50,000 bids in
-    the benchmark); a greedy allocation does not. O(up to two greedy passes, their removal steps and
+    ``_removal``): at the book's prices without and with package offers, and, when the repaired
+    decision is below 90 % of the bound, at the Lagrangian prices (``_lagrangian``, computed here if
+    the dive did not). A repair that had no budget left can cascade to a fraction of the bound on a
+    large lumpy instance (50,000 bids in
+    the benchmark); a greedy allocation does not. O(up to three greedy passes, their removal steps and
     pricings, and the Lagrangian)."""
     best = _total(pb, chosen, pricing)
-    for prices in (_reference_prices(pb), None):
+    ref = _reference_prices(pb)
+    for prices, offers in ((ref, False), (ref, True), (None, True)):
         if prices is None:
             if best >= 0.9 * wdp.bound:
                 break
             prices = wdp.prices if wdp.prices is not None else _lagrangian(pb)[1]
-        other = _removal(pb, _greedy(pb, prices), time_limit_s)
+        other = _removal(pb, _greedy(pb, prices, offers), time_limit_s)
         total = _surplus(pb, other, {}) + _div_surplus_for(pb, other)  # its total at any admissible prices
         if total <= best:
             continue  # not better, so not priced
@@ -1140,17 +1146,18 @@ def _lagrangian(pb: _Problem, iterations: int = 40) -> tuple[float, np.ndarray]:
     return best, best_y
 
 
-def _greedy(pb: _Problem, prices: np.ndarray) -> list[int]:
+def _greedy(pb: _Problem, prices: np.ndarray, offers: bool) -> list[int]:
     """A decision without a solver, guided by the prices (per instrument row).
 
-    The package offers in the money at the prices are accepted; then the bids, most surplus at the
-    prices first, each with its first alternative (in that order) whose legs the divisible offers and
-    the accepted package offers can still supply (an instrument's net demand at most all its divisible
+    If ``offers``, the package offers in the money at the prices are accepted (else none); then
+    the bids, most surplus at the prices first, each with its first alternative (in that order)
+    whose legs the divisible offers and the accepted package offers can still supply (an
+    instrument's net demand at most all its divisible
     offers); ``_absorbable`` trims what the curves cannot absorb after all. A start for when the LP
     has no time to finish. O(columns log columns + legs).
     """
     prof = _profits(pb, prices)
-    chosen = np.flatnonzero((pb.owner < 0) & (prof > 0)).tolist()
+    chosen = np.flatnonzero((pb.owner < 0) & (prof > 0)).tolist() if offers else []
     net = dict.fromkeys(pb.active, 0)
     for c in chosen:
         for i, q in pb.col_legs[c]:
