@@ -305,7 +305,10 @@ def _add_leg_rows(h: highspy.Highs, pb: _Problem, cols: np.ndarray, kpos: np.nda
 
 
 class _Problem:
-    """Valid orders flattened into columns. Package column c: legs[c] = [(instrument, qty)], value[c]."""
+    """Valid orders flattened into columns. Package column c: legs[c] = [(instrument, qty)], value[c].
+
+    The same columns also as flat numpy arrays (``leg_*``, ``value``, ``owner``, ``div_*``) for the
+    vectorised passes (pricing models, the Lagrangian, the greedy allocations); built once, O(legs)."""
 
     def __init__(self, instruments, bids, offers, divisibles):
         self.inst = {i.instrument_id: i for i in instruments}
@@ -361,11 +364,12 @@ class _Problem:
         self.leg_col = np.repeat(np.arange(self.n_pkg), lens)
         self.leg_row = np.array([self.row_of[i] for legs in self.col_legs for i, _ in legs], dtype=np.int64)
         self.leg_qty = np.array([q for legs in self.col_legs for _, q in legs], dtype=np.int64)
-        self.value = np.array(self.col_value, dtype=np.int64)
+        self.value = np.array(self.col_value, dtype=np.int64)  # col_value as an array, for numpy passes
         self.inc = np.array([self.inst[i].price_increment for i in self.active], dtype=np.int64)
         self.owner = np.full(self.n_pkg, -1, dtype=np.int64)  # the bid of a bid column, -1 for offers
         for n, cols in self.bid_cols.items():
             self.owner[cols] = n
+        self.leg_demand = np.where(self.owner[self.leg_col] >= 0, self.leg_qty, -self.leg_qty)  # bought > 0
         # the valid divisible orders as arrays: +1 bids / -1 offers, limit, qty, instrument row
         self.div_sign = np.array([1 if isinstance(self.divs[n], DivisibleBid) else -1 for n in self.div_valid],
                                  dtype=np.int64)
@@ -1106,8 +1110,8 @@ def _reference_prices(pb: _Problem) -> np.ndarray:
 def _profits(pb: _Problem, y: np.ndarray) -> np.ndarray:
     """Per package column its surplus if it traded at the prices ``y`` (per instrument row): a bid's
     limit minus its cost, an offer's revenue minus its minimum. O(legs) in numpy."""
-    w = np.where(pb.owner[pb.leg_col] >= 0, pb.leg_qty, -pb.leg_qty) * y[pb.leg_row]
-    return pb.value - np.bincount(pb.leg_col, weights=w, minlength=pb.n_pkg)
+    cost = np.bincount(pb.leg_col, weights=pb.leg_demand * y[pb.leg_row], minlength=pb.n_pkg)
+    return pb.value - cost
 
 
 def _lagrangian(pb: _Problem, iterations: int = 40) -> tuple[float, np.ndarray]:
@@ -1137,8 +1141,7 @@ def _lagrangian(pb: _Problem, iterations: int = 40) -> tuple[float, np.ndarray]:
         if value < best:
             best, best_y = value, y
         on = take[pb.leg_col]
-        qty = np.where(bid[pb.leg_col], pb.leg_qty, -pb.leg_qty)
-        excess = (np.bincount(pb.leg_row[on], weights=qty[on], minlength=rows)
+        excess = (np.bincount(pb.leg_row[on], weights=pb.leg_demand[on], minlength=rows)
                   + np.bincount(pb.div_row[fill], weights=(pb.div_sign * pb.div_qty)[fill], minlength=rows))
         volume = (np.bincount(pb.leg_row[on], weights=pb.leg_qty[on], minlength=rows)
                   + np.bincount(pb.div_row[fill], weights=pb.div_qty[fill], minlength=rows))
