@@ -80,6 +80,7 @@ instruments. The repair is O(steps x (elastic LP + step 2's interval check)).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from enum import IntEnum
 
@@ -100,6 +101,7 @@ from engine.auction.orders import (
 from engine.instruments import Instrument
 
 _INF = highspy.kHighsInf
+_PROPAGATION_ROUNDS = 8  # bound propagation in _box: rounds at most
 _OPTIMAL = highspy.HighsModelStatus.kOptimal
 _INFEASIBLE = highspy.HighsModelStatus.kInfeasible
 
@@ -265,9 +267,16 @@ def _add_cols(h: highspy.Highs, cost: list[float], lo: list[float], hi: list[flo
 
 def _leg_positions(pb: _Problem, cols: np.ndarray) -> np.ndarray:
     """Positions in the flat leg arrays of the legs of the columns ``cols``, column by column. O(their legs)."""
+    return _segments(pb, cols)[0]
+
+
+def _segments(pb: _Problem, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The legs of the columns ``cols`` -> (their positions in the flat leg arrays, column by column;
+    legs per column; where each column's legs start in the first array). O(their legs)."""
     lens = pb.leg_start[cols + 1] - pb.leg_start[cols]
-    first = np.repeat(pb.leg_start[cols] - np.cumsum(lens) + lens, lens)
-    return first + np.arange(int(lens.sum()))
+    ends = np.cumsum(lens)
+    at = np.repeat(pb.leg_start[cols] - ends + lens, lens) + np.arange(int(ends[-1]) if len(ends) else 0)
+    return at, lens, ends - lens
 
 
 def _add_leg_rows(h: highspy.Highs, pb: _Problem, cols: np.ndarray, kpos: np.ndarray, lo: np.ndarray,
@@ -277,8 +286,7 @@ def _add_leg_rows(h: highspy.Highs, pb: _Problem, cols: np.ndarray, kpos: np.nda
     ``lead`` is given. O(legs of ``cols``) in numpy."""
     if not len(cols):
         return
-    at = _leg_positions(pb, cols)
-    lens = pb.leg_start[cols + 1] - pb.leg_start[cols]
+    at, lens, starts = _segments(pb, cols)
     coef = (pb.leg_qty[at] * pb.inc[pb.leg_row[at]]).astype(np.float64)
     if sign is not None:
         coef *= np.repeat(sign, lens)
@@ -295,8 +303,6 @@ def _add_leg_rows(h: highspy.Highs, pb: _Problem, cols: np.ndarray, kpos: np.nda
         full_i[rest] = index
         full_v[rest] = coef
         index, coef = full_i, full_v
-    else:
-        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
     h.addRows(len(cols), np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64), len(index),
               starts.astype(np.int32), index.astype(np.int32), coef)
 
@@ -357,7 +363,8 @@ class _Problem:
             d = self.divs[n]
             side = self.div_bids if isinstance(d, DivisibleBid) else self.div_offers
             side[d.instrument].append((d.limit, d.qty, d.order_id, n))
-        self.curves = {i: _Curve(self.div_bids[i], self.div_offers[i]) for i in self.active}
+        self.curves = {i: _Curve(self.div_bids[i], self.div_offers[i], self.inst[i].min_price,
+                                 self.inst[i].max_price) for i in self.active}
         # the package columns' legs as flat arrays (column c's legs at leg_start[c]:leg_start[c+1])
         lens = [len(legs) for legs in self.col_legs]
         self.leg_start = np.concatenate([[0], np.cumsum(lens, dtype=np.int64)])
@@ -395,35 +402,39 @@ class _Problem:
 
 
 class _Curve:
-    """Divisible demand and supply of one instrument, sorted, with prefix sums (exact integers)."""
+    """Divisible demand and supply of one instrument inside its price band, as the step functions
+    that decide which net supply it absorbs at which price (exact integers).
 
-    def __init__(self, bids, offers):
-        self.bl = np.array(sorted(b[0] for b in bids), dtype=np.int64)
-        bq = [q for _, q in sorted((b[0], b[1]) for b in bids)]
-        self.bp = np.concatenate([[0], np.cumsum(np.array(bq, dtype=np.int64))])
-        self.ol = np.array(sorted(o[0] for o in offers), dtype=np.int64)
-        oq = [q for _, q in sorted((o[0], o[1]) for o in offers)]
-        self.op = np.concatenate([[0], np.cumsum(np.array(oq, dtype=np.int64))])
-        self.limits = sorted({int(x) for x in self.bl} | {int(x) for x in self.ol})
+    g(p) = D_max(p) - S_min(p) (bids with L >= p, minus offers with L < p) is the most the divisible
+    orders can net-buy at p; h(p) = D_min(p) - S_max(p) the least. Both are non-increasing step
+    functions with steps at limit prices, so they are kept at the candidate prices only (the limits
+    inside the band and its two edges): O(orders log orders) to build, O(log limits) per query."""
 
-    def interval(self, net_supply: int, pmin: int, pmax: int) -> tuple[int, int] | None:
-        """Prices in [pmin, pmax] at which divisible fills can absorb ``net_supply`` GPUs, or None.
+    def __init__(self, bids, offers, pmin: int, pmax: int):
+        bl = np.array(sorted(b[0] for b in bids), dtype=np.int64)
+        bp = np.concatenate([[0], np.cumsum(np.array([q for _, q in sorted((b[0], b[1]) for b in bids)],
+                                                     dtype=np.int64))])
+        ol = np.array(sorted(o[0] for o in offers), dtype=np.int64)
+        op = np.concatenate([[0], np.cumsum(np.array([q for _, q in sorted((o[0], o[1]) for o in offers)],
+                                                     dtype=np.int64))])
+        self.offered = int(op[-1])  # all divisible offers' GPUs: the most net demand they can cover
+        cand = np.array(sorted({pmin, pmax} | {int(x) for x in bl if pmin <= x <= pmax}
+                               | {int(x) for x in ol if pmin <= x <= pmax}), dtype=np.int64)
+        tb = bp[-1]
+        g = (tb - bp[np.searchsorted(bl, cand, "left")]) - op[np.searchsorted(ol, cand, "left")]
+        h = (tb - bp[np.searchsorted(bl, cand, "right")]) - op[np.searchsorted(ol, cand, "right")]
+        self.cand: list[int] = cand.tolist()
+        self.neg_g: list[int] = (-g).tolist()  # non-decreasing, for bisect
+        self.neg_h: list[int] = (-h).tolist()
 
-        g(p) = D_max(p) - S_min(p) (bids with L >= p, minus offers with L < p) is the most the
-        divisible orders can net-buy at p; h(p) = D_min(p) - S_max(p) the least. Feasible iff
-        h(p) <= net_supply <= g(p); both are non-increasing step functions whose steps are at limit
-        prices, so [lo, hi] has ends among the limits and band edges. O(k log n), k = distinct limits.
-        """
-        cand = np.array(sorted({pmin, pmax} | {x for x in self.limits if pmin <= x <= pmax}), dtype=np.int64)
-        tb = self.bp[-1]
-        g = (tb - self.bp[np.searchsorted(self.bl, cand, "left")]) - self.op[np.searchsorted(self.ol, cand, "left")]
-        hh = (tb - self.bp[np.searchsorted(self.bl, cand, "right")]) - self.op[np.searchsorted(self.ol, cand, "right")]
-        ok_hi = np.nonzero(g >= net_supply)[0]
-        ok_lo = np.nonzero(hh <= net_supply)[0]
-        if len(ok_hi) == 0 or len(ok_lo) == 0:
+    def interval(self, net_supply: int) -> tuple[int, int] | None:
+        """The prices in the band at which divisible fills can absorb ``net_supply`` GPUs, ``(lo, hi)``,
+        or None. Feasible at p iff h(p) <= net_supply <= g(p); the ends are candidate prices. O(log limits)."""
+        hi = bisect_right(self.neg_g, -net_supply) - 1  # the last candidate with g >= net_supply
+        lo = bisect_left(self.neg_h, -net_supply)  # the first with h <= net_supply
+        if hi < 0 or lo >= len(self.cand) or lo > hi:
             return None
-        lo, hi = int(cand[ok_lo[0]]), int(cand[ok_hi[-1]])
-        return (lo, hi) if lo <= hi else None
+        return self.cand[lo], self.cand[hi]
 
 
 # ------------------------------------------------------------------ winner determination
@@ -657,72 +668,73 @@ class _Pricing(msgspec.Struct):
 
 
 def _net_supply(pb: _Problem, chosen: list[int]) -> dict[int, int]:
-    net = dict.fromkeys(pb.active, 0)
-    for c in chosen:
-        s = pb.col_sign[c]
-        for i, q in pb.col_legs[c]:
-            net[i] -= s * q
-    return net
+    """Per instrument the GPUs the accepted packages ``chosen`` sell minus those they buy. O(their legs) in numpy."""
+    at = _leg_positions(pb, np.asarray(chosen, dtype=np.int64))
+    net = np.zeros(len(pb.active), dtype=np.int64)
+    np.subtract.at(net, pb.leg_row[at], pb.leg_demand[at])
+    return dict(zip(pb.active, net.tolist(), strict=True))
 
 
 def _box(pb: _Problem, chosen: list[int]) -> tuple[dict[int, int], dict[int, tuple[int, int]]] | None:
-    """Net supply and the grid-index box [k_lo, k_hi] per instrument, or None if already infeasible."""
+    """Net supply and the grid-index box [k_lo, k_hi] per instrument, or None if already infeasible.
+
+    The box starts as the divisible interval on the grid and is tightened by bound propagation over
+    the accepted packages (sound: it removes no admissible price vector): a bid's cost with every
+    other leg at its lowest price caps each leg's price, an offer's revenue with every other leg at its
+    highest floors it; all columns at once, until nothing changes (at most ``_PROPAGATION_ROUNDS``
+    rounds). O(instruments x log limits + rounds x legs of ``chosen``) in numpy."""
     net = _net_supply(pb, chosen)
-    box: dict[int, tuple[int, int]] = {}
-    for i in pb.active:
-        inst = pb.inst[i]
-        iv = pb.curves[i].interval(net[i], inst.min_price, inst.max_price)
+    klo = np.empty(len(pb.active), dtype=np.int64)
+    khi = np.empty(len(pb.active), dtype=np.int64)
+    for r, i in enumerate(pb.active):
+        iv = pb.curves[i].interval(net[i])
         if iv is None:
             return None
-        inc = inst.price_increment
-        box[i] = (-(-iv[0] // inc), iv[1] // inc)
-    # bound propagation over the accepted packages (sound: shrinks no feasible point), two passes
-    for _ in range(2):
-        for c in chosen:
-            legs = pb.col_legs[c]
-            bid = pb.col_sign[c] > 0
-            total = pb.col_value[c] if bid else -pb.col_value[c]
-            w = [q * pb.inst[i].price_increment for i, q in legs]
-            if bid:
-                base = sum(wj * box[i][0] for (i, _), wj in zip(legs, w, strict=True))
-                for (i, _), wj in zip(legs, w, strict=True):
-                    klo, khi = box[i]
-                    cap = (total - (base - wj * klo)) // wj
-                    if cap < khi:
-                        box[i] = (klo, cap)
-            else:
-                top = sum(wj * box[i][1] for (i, _), wj in zip(legs, w, strict=True))
-                for (i, _), wj in zip(legs, w, strict=True):
-                    klo, khi = box[i]
-                    floor_ = -(-(total - (top - wj * khi)) // wj)
-                    if floor_ > klo:
-                        box[i] = (floor_, khi)
-            for i, _ in legs:
-                if box[i][0] > box[i][1]:
-                    return None
-    return net, box
+        inc = int(pb.inc[r])
+        klo[r], khi[r] = -(-iv[0] // inc), iv[1] // inc
+    if chosen:
+        cols = np.asarray(chosen, dtype=np.int64)
+        at, lens, starts = _segments(pb, cols)
+        row = pb.leg_row[at]
+        w = pb.leg_qty[at] * pb.inc[row]
+        total = np.repeat(np.abs(pb.value[cols]), lens)  # a bid's limit, an offer's minimum, per leg
+        buy = np.repeat(pb.owner[cols] >= 0, lens)
+        for _ in range(_PROPAGATION_ROUNDS):
+            before = (klo.copy(), khi.copy())
+            low = w * klo[row]
+            cap = (total - (np.repeat(np.add.reduceat(low, starts), lens) - low)) // w
+            np.minimum.at(khi, row[buy], cap[buy])
+            high = w * khi[row]
+            floor = -((np.repeat(np.add.reduceat(high, starts), lens) - high - total) // w)
+            np.maximum.at(klo, row[~buy], floor[~buy])
+            if (klo > khi).any():
+                return None
+            if np.array_equal(before[0], klo) and np.array_equal(before[1], khi):
+                break
+    return net, dict(zip(pb.active, zip(klo.tolist(), khi.tolist(), strict=True), strict=True))
 
 
 def _targets(pb: _Problem, chosen: list[int], box: dict[int, tuple[int, int]]) -> dict[int, int]:
     """Per instrument the grid index prices are drawn toward: the middle of its box, or, where accepted
     packages name it, the middle between their average price per GPU-hour on the buy side and on the
     sell side (each side's when only one trades there), clipped into the box. So a block's hours get
-    like prices, not one at a band edge and another at the other. O(legs of the accepted packages)."""
-    units: dict[int, tuple[list[float], list[float]]] = {}
-    for c in chosen:
-        legs = pb.col_legs[c]
-        unit = abs(pb.col_value[c]) / sum(q for _, q in legs)
-        for i, _ in legs:
-            units.setdefault(i, ([], []))[0 if pb.col_sign[c] > 0 else 1].append(unit)
+    like prices, not one at a band edge and another at the other. O(legs of the accepted packages) in numpy."""
+    cols = np.asarray(chosen, dtype=np.int64)
+    at, lens, starts = _segments(pb, cols)
+    unit = np.repeat(np.abs(pb.value[cols]) / (np.add.reduceat(pb.leg_qty[at], starts) if len(at) else 1), lens)
+    buy = np.repeat(pb.owner[cols] >= 0, lens)
+    rows, row = len(pb.active), pb.leg_row[at]
+    mean, sides = np.zeros(rows), np.zeros(rows, dtype=np.int64)
+    for side in (buy, ~buy):  # the mean of each side's average, over the sides that trade there
+        n = np.bincount(row[side], minlength=rows)
+        mean += np.bincount(row[side], weights=unit[side], minlength=rows) / np.maximum(n, 1)
+        sides += n > 0
+    mean /= np.maximum(sides, 1)
+    k = np.floor(mean / pb.inc).astype(np.int64).tolist()
     out = {}
-    for i in pb.active:
+    for r, i in enumerate(pb.active):
         lo, hi = box[i]
-        if i not in units:
-            out[i] = (lo + hi) // 2
-            continue
-        means = [sum(u) / len(u) for u in units[i] if u]
-        k = math.floor(sum(means) / len(means) / pb.inst[i].price_increment)
-        out[i] = min(max(k, lo), hi)
+        out[i] = min(max(k[r], lo), hi) if sides[r] else (lo + hi) // 2
     return out
 
 
@@ -825,11 +837,21 @@ def _price(pb: _Problem, chosen: list[int], time_limit_s: float, fair: bool = Tr
     for n, i in enumerate(touched):
         prices[i] = round(x[n]) * pb.inst[i].price_increment
     # exact re-check in integers (guards against solver tolerances)
-    for c in chosen:
-        cost = sum(q * prices[i] for i, q in pb.col_legs[c])
-        if (pb.col_sign[c] > 0 and cost > pb.col_value[c]) or (pb.col_sign[c] < 0 and cost < -pb.col_value[c]):
-            return None
+    cost = _costs(pb, chosen_a, prices)
+    value = pb.value[chosen_a]
+    if np.where(pb.owner[chosen_a] >= 0, cost > value, cost < -value).any():
+        return None
     return _Pricing(prices, net, loss)
+
+
+def _costs(pb: _Problem, cols: np.ndarray, prices: dict[int, int]) -> np.ndarray:
+    """Per column of ``cols`` its legs' GPUs times the prices (a bid's cost, an offer's revenue), exact
+    int64. O(their legs) in numpy."""
+    at, _, starts = _segments(pb, cols)
+    if not len(at):
+        return np.zeros(len(cols), dtype=np.int64)
+    y = np.array([prices[i] for i in pb.active], dtype=np.int64)
+    return np.add.reduceat(pb.leg_qty[at] * y[pb.leg_row[at]], starts)
 
 
 def _paradoxically_accepted(pb: _Problem, chosen: list[int], time_limit_s: float) -> list[int]:
@@ -838,37 +860,33 @@ def _paradoxically_accepted(pb: _Problem, chosen: list[int], time_limit_s: float
     The LP finds prices within the divisible intervals minimising the sum of relative violations
     (shortfall / own limit); every column with a positive violation is a culprit. Never empty: if the
     LP shows no violation (the decision fails only on integer prices), the largest column is returned.
+    O(one LP over the touched instruments and the columns; its rows built in numpy).
     """
     net = _net_supply(pb, chosen)
-    touched = sorted({i for c in chosen for i, _ in pb.col_legs[c]})
-    kcol = {i: n for n, i in enumerate(touched)}
+    cols = np.asarray(chosen, dtype=np.int64)
+    touched = np.unique(pb.leg_row[_leg_positions(pb, cols)])
+    kpos = np.full(len(pb.active), -1, dtype=np.int64)
+    kpos[touched] = np.arange(len(touched))
     lo, hi = [], []
-    for i in touched:
-        inst = pb.inst[i]
-        iv = pb.curves[i].interval(net[i], inst.min_price, inst.max_price) or (inst.min_price, inst.max_price)
-        lo.append(float(iv[0]))
-        hi.append(float(iv[1]))
+    for r in touched.tolist():
+        i = pb.active[r]
+        iv = pb.curves[i].interval(net[i]) or (pb.inst[i].min_price, pb.inst[i].max_price)
+        lo.append(iv[0] / pb.inc[r])
+        hi.append(iv[1] / pb.inc[r])
     h = _new_highs(time_limit_s, 0.0)
     _add_cols(h, [0.0] * len(touched), lo, hi, [False] * len(touched))
-    nv = len(chosen)
-    v0 = len(touched)
+    nv, v0 = len(chosen), len(touched)
     _add_cols(h, [1.0] * nv, [0.0] * nv, [_INF] * nv, [False] * nv)
-    rows = []
-    for n, c in enumerate(chosen):
-        idx = [kcol[i] for i, _ in pb.col_legs[c]]
-        q = [float(q) for _, q in pb.col_legs[c]]
-        scale = float(max(1, abs(pb.col_value[c])))  # relative violation
-        if pb.col_sign[c] > 0:  # cost - v*scale <= limit
-            rows.append((-_INF, float(pb.col_value[c]), [*idx, v0 + n], [*q, -scale]))
-        else:  # revenue + v*scale >= min
-            rows.append((float(-pb.col_value[c]), _INF, [*idx, v0 + n], [*q, scale]))
-    _add_rows(h, rows)
+    # v + sign * cost / scale >= -value / scale: bid cost - v*scale <= limit, offer revenue + v*scale >= min
+    scale = np.maximum(1, np.abs(pb.value[cols])).astype(np.float64)
+    sign = np.where(pb.owner[cols] >= 0, -1.0, 1.0) / scale
+    _add_leg_rows(h, pb, cols, kpos, -pb.value[cols] / scale, np.full(nv, _INF), sign, v0 + np.arange(nv))
     h.run()
     if h.getModelStatus() == _OPTIMAL:
-        x = h.getSolution().col_value
-        bad = sorted(((x[v0 + n], -c) for n, c in enumerate(chosen) if x[v0 + n] > 1e-7), reverse=True)
-        if bad:
-            return [-c for _, c in bad]
+        v = np.asarray(h.getSolution().col_value)[v0:]
+        bad = np.flatnonzero(v > 1e-7)
+        if len(bad):
+            return cols[bad[np.lexsort((cols[bad], -v[bad]))]].tolist()
     return [max(chosen, key=lambda c: (abs(pb.col_value[c]), -c))]
 
 
@@ -1058,32 +1076,32 @@ def _unabsorbed(pb: _Problem, chosen: list[int]) -> list[int]:
     Per instrument whose net supply the divisible curve cannot absorb within the band, the accepted
     columns on the side in excess (offers when supply is too large, bids when demand is), the least
     valuable per GPU first (lowest bid limit, highest offer minimum), until the rest is absorbable.
-    Empty when every instrument is absorbable. O(legs of ``chosen`` + short instruments' sorts).
+    Empty when every instrument is absorbable. O(legs of ``chosen`` in numpy + short instruments' sorts).
     """
     net = _net_supply(pb, chosen)
-    short = [i for i in pb.active
-             if pb.curves[i].interval(net[i], pb.inst[i].min_price, pb.inst[i].max_price) is None]
-    if not short:
+    short = [r for r, i in enumerate(pb.active) if pb.curves[i].interval(net[i]) is None]
+    if not short or not chosen:
         return []
-    on: dict[int, list[tuple[float, int, int]]] = {i: [] for i in short}  # (value per GPU, column, GPUs on i)
-    for c in chosen:
-        legs = pb.col_legs[c]
-        unit = pb.col_value[c] / sum(q for _, q in legs)  # ascending: bids low, offers dear first
-        for i, q in legs:
-            if i in on:
-                on[i].append((unit, c, q))
+    cols = np.asarray(chosen, dtype=np.int64)
+    at, lens, starts = _segments(pb, cols)
+    unit = np.repeat(pb.value[cols] / np.add.reduceat(pb.leg_qty[at], starts), lens)  # bids low, offers dear first
+    on = np.isin(pb.leg_row[at], short)
+    row, col, qty, unit = pb.leg_row[at][on], pb.leg_col[at][on], pb.leg_qty[at][on], unit[on]
+    order = np.lexsort((qty, col, unit, row))
+    row, col, qty = row[order], col[order].tolist(), qty[order].tolist()
+    first = np.searchsorted(row, short).tolist() + [len(row)]
     drop: list[int] = []
     gone: set[int] = set()
-    for i in short:
-        inst, curve, n = pb.inst[i], pb.curves[i], net[i]
-        side = -1 if n > 0 else 1  # the side in excess: sellers when net supply is positive
-        for _, c, q in sorted(on[i]):
+    for n, r in enumerate(short):
+        curve, s = pb.curves[pb.active[r]], net[pb.active[r]]
+        side = -1 if s > 0 else 1  # the side in excess: sellers when net supply is positive
+        for c, q in zip(col[first[n]:first[n + 1]], qty[first[n]:first[n + 1]], strict=True):
             if pb.col_sign[c] != side or c in gone:
                 continue
             drop.append(c)
             gone.add(c)
-            n += side * q
-            if curve.interval(n, inst.min_price, inst.max_price) is not None:
+            s += side * q
+            if curve.interval(s) is not None:
                 break
     return drop
 
@@ -1102,7 +1120,7 @@ def _reference_prices(pb: _Problem) -> np.ndarray:
     out = np.zeros(len(pb.active))
     for r, i in enumerate(pb.active):
         inst = pb.inst[i]
-        lo, hi = pb.curves[i].interval(0, inst.min_price, inst.max_price) or (inst.min_price, inst.max_price)
+        lo, hi = pb.curves[i].interval(0) or (inst.min_price, inst.max_price)
         out[r] = (lo + hi) / 2
     return out
 
@@ -1165,8 +1183,8 @@ def _greedy(pb: _Problem, prices: np.ndarray, offers: bool) -> list[int]:
     for c in chosen:
         for i, q in pb.col_legs[c]:
             net[i] += q
-    floor = {i: pb.curves[i].interval(0, pb.inst[i].min_price, pb.inst[i].max_price) and
-             -int(pb.curves[i].op[-1]) for i in pb.active}  # the most net demand the divisibles absorb
+    floor = {i: pb.curves[i].interval(0) and
+             -pb.curves[i].offered for i in pb.active}  # the most net demand the divisibles absorb
     bid_cols = np.flatnonzero(pb.owner >= 0)
     taken: set[int] = set()
     for c in bid_cols[np.lexsort((bid_cols, -prof[bid_cols]))].tolist():
@@ -1201,10 +1219,10 @@ def _low_prices(pb: _Problem, net: dict[int, int]) -> dict[int, int]:
     prices: dict[int, int] = {}
     for i in pb.active:
         inst = pb.inst[i]
-        iv = pb.curves[i].interval(net[i], inst.min_price, inst.max_price)
+        iv = pb.curves[i].interval(net[i])
         if iv is None:
             net[i] = 0
-            iv = pb.curves[i].interval(0, inst.min_price, inst.max_price) or (inst.min_price, inst.min_price)
+            iv = pb.curves[i].interval(0) or (inst.min_price, inst.min_price)
         prices[i] = iv[0]
     return prices
 
@@ -1223,8 +1241,10 @@ def _result(pb, chosen, pricing, fills, total, first_surplus, proven, gap, round
     volume = dict.fromkeys(pb.active, 0)
     n_bids = n_offers = n_prb = prb_loss = 0
 
+    costs = _costs(pb, np.arange(pb.n_pkg), prices).tolist()
+
     def cost(c: int) -> int:
-        return sum(q * prices[i] for i, q in pb.col_legs[c])
+        return costs[c]
 
     for n, b in enumerate(pb.bids):
         r = pb.reject.get((OrderKind.PACKAGE_BID, n))
