@@ -9,10 +9,11 @@ order, with one sequence of event numbers (package events reserve theirs from th
 
 Like the engine, a ``Market`` is a pure state machine: commands in, events out, time a field of
 the commands. ``RUN_AUCTION`` calls ``engine.auction.clearing.clear`` with the time limit and gap
-that the record carries; the result is a function of the state and the record unless the solver
-reaches that time limit (then it depends on the machine's speed, and the AUCTION_RESULT event
-says FEASIBLE). So every clearing's decision is also an output (``decisions``, the last batch's,
-keyed by the event number the auction started at), which the sequencer journals with the batch;
+that the record carries (and the ``clock`` the venue injects, by which the clearing keeps to that
+time budget); the result is a function of the state and the record unless the solver reaches that
+time limit (then it depends on the machine's speed, and the AUCTION_RESULT event says FEASIBLE).
+So every clearing's decision is also an output (``decisions``, the last batch's, keyed by the
+event number the auction started at), which the sequencer journals with the batch;
 handed back before a replay (``expect_decisions``), a decision replaces the solve and the
 auction is reproduced exactly, whatever the machine.
 
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 
 import msgspec
 import numpy as np
@@ -120,6 +122,10 @@ class Market:
         self._ends = np.zeros(0, dtype=np.int64)
         self._recorded: dict[int, Decision] = {}  # journaled decisions to replay, by auction key
         self._made: list[tuple[int, Decision]] = []  # the last batch's clearings: (key, decision)
+        # The clock a clearing keeps its time budget by (seconds; ``clear``'s ``clock``), injected by
+        # the venue; None: only the seconds HiGHS reports count. It decides how long the solver
+        # searches, nothing else, and every decision it shaped is journaled (``decisions``).
+        self.clock: Callable[[], float] | None = None
 
     # ------------------------------------------------------------ state
 
@@ -343,7 +349,7 @@ class Market:
             result = result_of(self.instruments, bids, offers, divisibles, recorded)
         else:
             result = clear(self.instruments, bids, offers, divisibles, time_limit_s=limit_ms / 1000.0,
-                           mip_gap=gap_ppm / 1e6)
+                           mip_gap=gap_ppm / 1e6, clock=self.clock)
         self._made.append((key, decision_of(result)))
         number = self._auctions + 1
         side = 1 if indicative else 0
