@@ -103,7 +103,7 @@ def test_a_replay_reproduces_an_auction_its_solver_cut_short_from_the_journaled_
     d = tmp_path / "j"
     je = JournaledExchange.create(d, listing(), 8, config=small_config(snapshot_every_commands=0))
     # the solver reaches its limit at once, holding only the empty decision (its start when even the LP is cut)
-    monkeypatch.setattr(clearing._Wdp, "dive", lambda self, limit: (np.zeros(len(self.milp.cost)), limit))
+    monkeypatch.setattr(clearing._Wdp, "dive", lambda self, limit, floor: (np.zeros(len(self.milp.cost)), limit))
     monkeypatch.setattr(clearing._Wdp, "solve", lambda self, start, limit: ([], False, float("inf"), limit))
     live = []
     for batch in _script():
