@@ -20,8 +20,8 @@ Usage: python bench/bench_auction.py [--sizes 1000,10000,50000] [--time-limit 2]
 configured default), in wall time as in the venue (``clear``'s ``clock``): building the model, the
 LP-based start, the MILP and, if the decision admits no uniform prices, the exact no-good rounds
 (up to half of it) and the repair share it. clear_s can exceed it by what HiGHS runs past its time
-limits (its root cut separation does not look at them), the last price MIPs (a tenth of the budget
-at least) and building the result.
+limits (its root cut separation does not look at them), the last price MIPs (a quarter of the
+budget at least) and building the result.
 CBC (PuLP, from bench/requirements-peers.txt, installed by
 ``make bench``) re-solves the first winner-determination MILP of every instance up to
 ``--second-solver-max`` bids (default 1,000) within ``--second-solver-limit`` seconds, against

@@ -72,8 +72,8 @@ GPUs bought == GPUs sold.
 
 Cost: building the MILP is O(total legs) in Python; the start is one LP and a small MILP (or
 O(40 x legs) numpy for the Lagrangian and O(columns log columns) for the greedy allocations);
-solving is NP-hard in general (HiGHS branch and cut; all winner-determination work shares the
-budget ``time_limit_s``); each no-good round adds one dense row over the package columns.
+solving is NP-hard in general (HiGHS branch and cut; the whole clearing shares the budget
+``time_limit_s``, see ``clear``); each no-good round adds one dense row over the package columns.
 Step 2 is O(orders log orders) for the intervals plus a MIP over at most the touched
 instruments. The repair is O(steps x (elastic LP + step 2's interval check)).
 """
@@ -234,7 +234,7 @@ def _new_highs(time_limit_s: float, mip_gap: float) -> highspy.Highs:
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
     h.setOptionValue("random_seed", 0)
-    h.setOptionValue("time_limit", float(time_limit_s))
+    h.setOptionValue("time_limit", max(0.0, float(time_limit_s)))  # HiGHS refuses a negative one (then: none)
     h.setOptionValue("mip_rel_gap", float(mip_gap))
     return h
 
@@ -617,7 +617,7 @@ class _Wdp:
             return [], True, 0.0, 0.0
         if time_limit_s <= 0:  # the start used the budget up: it is the decision, unproven
             return np.flatnonzero(start[: self.pb.n_pkg] > 0.5).tolist(), False, float("inf"), 0.0
-        h.setOptionValue("time_limit", float(time_limit_s))
+        h.setOptionValue("time_limit", max(0.0, float(time_limit_s)))  # HiGHS refuses a negative one (then: none)
         h.setSolution(n, np.arange(n, dtype=np.int32), start)
         before = h.getRunTime()
         h.run()
@@ -1055,10 +1055,11 @@ def _repair(pb: _Problem, wdp: _Wdp, chosen: list[int], budget: _Budget,
         culprits = set(_paradoxically_accepted(pb, chosen, limit))
         rest = [c for c in chosen if c not in culprits]
         greedy = _removal(pb, rest, limit)
-        if budget.left() <= 0:
+        left = budget.left()
+        if left <= 0:
             chosen = greedy  # admissible: the next check prices it in full
             continue
-        chosen, took = wdp.readd(rest, greedy, budget.left())
+        chosen, took = wdp.readd(rest, greedy, left)
         budget.charge(took)
 
 

@@ -66,7 +66,7 @@ class AuctionReject(IntEnum):
     LIMIT_OFF_TICK = 11  # a price not a multiple of the instrument's price increment
     PRICE_OUT_OF_BAND = 12
     DUPLICATE_ID = 13
-    MONEY_OUT_OF_RANGE = 14  # a limit or minimum total above MAX_MONEY
+    MONEY_OUT_OF_RANGE = 14  # a limit or minimum total above MAX_MONEY, or legs worth more at the band's top
     NO_FEASIBLE_START = 15  # a BlockRequest whose window holds no listed run of hours
     MALFORMED = 16  # package records not in the form PACKAGE, then ALTERNATIVE/LEG records (docs/auction.md)
     INVALID_FIELD = 17  # firm, client order id, side or tif outside its allowed values
@@ -88,7 +88,7 @@ AUCTION_REJECT_TEXT = {
     AuctionReject.LIMIT_OFF_TICK: "price is not a multiple of the instrument's price increment",
     AuctionReject.PRICE_OUT_OF_BAND: "price is outside the instrument's price band",
     AuctionReject.DUPLICATE_ID: "client order id already used by this firm for a package",
-    AuctionReject.MONEY_OUT_OF_RANGE: "limit or minimum total too large",
+    AuctionReject.MONEY_OUT_OF_RANGE: "limit, minimum total or the legs at the top of their bands too large",
     AuctionReject.NO_FEASIBLE_START: "no listed run of consecutive hours fits the window",
     AuctionReject.MALFORMED: "package records malformed",
     AuctionReject.INVALID_FIELD: "a field has a value outside its allowed set",
@@ -216,13 +216,18 @@ def _validate_legs(legs: Sequence[Leg], instruments: Mapping[int, Instrument]) -
     if len(legs) > MAX_LEGS:
         return AuctionReject.TOO_MANY_LEGS
     seen: set[int] = set()
+    worth = 0  # the legs at the top of their price bands: no cost or revenue can be more
     for leg in legs:
-        reason = _size_reason(instruments.get(leg.instrument), leg.qty)
+        inst = instruments.get(leg.instrument)
+        reason = _size_reason(inst, leg.qty)
         if reason:
             return reason
         if leg.instrument in seen:
             return AuctionReject.DUPLICATE_LEG
         seen.add(leg.instrument)
+        worth += leg.qty * inst.max_price
+    if worth > MAX_MONEY:  # the clearing computes costs in int64
+        return AuctionReject.MONEY_OUT_OF_RANGE
     return AuctionReject.NONE
 
 

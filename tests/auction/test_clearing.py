@@ -163,6 +163,19 @@ def test_validation_rejects_with_typed_reasons():
     assert all(o.outcome == Outcome.INVALID for o in r.outcomes if o.reject_reason)
 
 
+def test_legs_worth_more_than_the_money_bound_at_their_band_tops_are_rejected():
+    # Costs are computed in int64: a package whose legs at the top of their price bands could cost more
+    # than MAX_MONEY is refused, whatever its limit, so no cost can wrap around.
+    top = 2**52
+    instruments = [Instrument(n, "H100", "US-EAST", "FIRM", n * H, 0, 0, 1, top, 1, 10_000, 0) for n in range(2)]
+    bids = [PackageBid(1, 1, [Alternative([Leg(0, 10_000), Leg(1, 10_000)], 10)]),
+            PackageBid(2, 1, [Alternative([Leg(0, 1), Leg(1, 1)], 10)])]
+    offers = [PackageOffer(1, 2, [Leg(0, 10_000), Leg(1, 10_000)], 0)]
+    r = clear(instruments, bids, offers, [])
+    assert [o.reject_reason for o in r.outcomes] == [
+        AuctionReject.MONEY_OUT_OF_RANGE, AuctionReject.NONE, AuctionReject.MONEY_OUT_OF_RANGE]
+
+
 def test_block_request_skips_starts_with_unlisted_hours():
     instruments = _listing(["B200"], 4)
     lookup = instrument_lookup(instruments)
