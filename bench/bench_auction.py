@@ -39,7 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.auction import (  # noqa: E402
+from engine.auction.clearing import clear, winner_determination_milp
+from engine.auction.orders import (
     Alternative,
     BlockOffer,
     BlockRequest,
@@ -47,11 +48,9 @@ from engine.auction import (  # noqa: E402
     DivisibleOffer,
     Leg,
     PackageBid,
-    clear,
     instrument_lookup,
     package_bid_from_requests,
     package_offer_from_block,
-    winner_determination_milp,
 )
 from engine.instruments import NS_PER_HOUR, Instrument  # noqa: E402
 

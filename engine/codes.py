@@ -135,6 +135,48 @@ class InstrumentStatus(IntEnum):
     CLOSED = 3  # gate closure passed: no orders rest, none are accepted
 
 
+# the call auction (engine.auction)
+
+
+class AuctionReject(IntEnum):
+    """Why an auction order was refused before clearing. Values never change once published."""
+
+    NONE = 0
+    UNKNOWN_INSTRUMENT = 1
+    NO_ALTERNATIVES = 2
+    EMPTY_ALTERNATIVE = 3
+    TOO_MANY_ALTERNATIVES = 4
+    TOO_MANY_LEGS = 5
+    NON_POSITIVE_QTY = 6
+    QTY_ABOVE_MAXIMUM = 7
+    DUPLICATE_LEG = 8  # the same instrument twice in one alternative / block
+    NON_POSITIVE_LIMIT = 9  # a package bid limit <= 0
+    NEGATIVE_MINIMUM = 10  # a package offer minimum < 0
+    LIMIT_OFF_TICK = 11  # a price not a multiple of the instrument's price increment
+    PRICE_OUT_OF_BAND = 12
+    DUPLICATE_ID = 13
+    MONEY_OUT_OF_RANGE = 14  # a limit or minimum total above MAX_MONEY, or legs worth more at the band's top
+    NO_FEASIBLE_START = 15  # a BlockRequest whose window holds no listed run of hours
+    MALFORMED = 16  # package records not in the form PACKAGE, then ALTERNATIVE/LEG records (docs/auction.md)
+    INVALID_FIELD = 17  # firm, client order id, side or tif outside its allowed values
+    EXPIRE_TIME_IN_PAST = 18  # GTD expire time not after the command time
+    INSTRUMENT_CLOSED = 19  # a leg's delivery hour is past its gate closure
+
+
+class Outcome(IntEnum):
+    ACCEPTED = 1  # package accepted in full / divisible filled in full
+    PARTIALLY_FILLED = 2  # divisible at the price
+    LIMIT_BELOW_PRICE = 3  # out of the money: bid limit < price of every alternative; offer min > revenue
+    AT_PRICE = 4  # rejected with zero surplus at the prices (limit == price of its bundle)
+    PARADOXICALLY_REJECTED = 5  # in the money at the prices, rejected (packages only)
+    INVALID = 6  # refused by validation; see reject_reason
+
+
+class AuctionStatus(IntEnum):
+    OPTIMAL = 1  # every winner-determination solve proven optimal (within mip_gap)
+    FEASIBLE = 2  # an admissible result, optimality not proven (time limit or heuristic rounds)
+
+
 REJECT_TEXT = {
     RejectReason.UNKNOWN_INSTRUMENT: "no such instrument",
     RejectReason.INSTRUMENT_CLOSED: "instrument is not open for trading",
@@ -157,3 +199,23 @@ REJECT_TEXT = {
     RejectReason.FIRM_MAX_OPEN_QUANTITY: "order would take the firm's open quantity on the instrument above its limit",
     RejectReason.FIRM_SUSPENDED: "the firm is suspended by the kill switch",
 }
+
+
+
+def describe(cls: type[IntEnum]) -> str:
+    """``'0 = BUY, 1 = SELL'``: the values and names of an enumeration, for docs and schema descriptions."""
+    return ", ".join(f"{m.value} = {m.name}" for m in cls)
+
+
+def schema_enum_names(defs: dict) -> dict:
+    """Name the integer codes of a JSON Schema's ``$defs`` (msgspec writes the values only).
+
+    Every definition named like an enumeration of this module gets ``x-enum-varnames`` (the member names in
+    the order of its ``enum`` values, as OpenAPI code generators read them) and a description listing
+    ``value = NAME``. Returns ``defs``, changed in place. O(members)."""
+    for name, entry in defs.items():
+        cls = globals().get(name)
+        if isinstance(cls, type) and issubclass(cls, IntEnum) and "enum" in entry:
+            entry["x-enum-varnames"] = [cls(value).name for value in entry["enum"]]
+            entry["description"] = f"{name}: {describe(cls)}"
+    return defs

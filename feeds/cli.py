@@ -21,7 +21,7 @@ import sys
 import time
 from typing import TextIO
 
-from engine.auction.clearing import AuctionStatus
+from engine.codes import AuctionStatus
 from feeds import protocol as fp
 from feeds.client import FeedClient, LocalBook
 from gateway.units import format_notional, format_price, format_qty

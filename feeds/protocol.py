@@ -82,8 +82,8 @@ module by a test.
 
 Prices are integer ticks, quantities integer GPUs, enumerations the integers
 of ``engine.codes`` (Side; ``status`` fields hold ``engine.codes.InstrumentStatus`` values, plain
-integers here so the schema's names stay unique; ``AuctionResult.status`` holds
-``engine.auction.clearing.AuctionStatus``). Every field of a feed message but
+integers here whose schema description names them, as the message ``InstrumentStatus`` has that name;
+``AuctionResult.status`` holds ``engine.codes.AuctionStatus``). Every field of a feed message but
 ``symbol`` is an integer (flags are 0 / 1), which the compiled encoder relies on. Encoding is
 O(message size).
 """
@@ -92,10 +92,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 
-from engine.codes import Side
+from engine.codes import AuctionStatus, InstrumentStatus, Side, describe, schema_enum_names
+
+InstrumentStatusCode = Annotated[int, msgspec.Meta(description=f"InstrumentStatus: {describe(InstrumentStatus)}")]
+AuctionStatusCode = Annotated[int, msgspec.Meta(description=f"AuctionStatus: {describe(AuctionStatus)}")]
 
 
 class _Message(msgspec.Struct, frozen=True, tag=True, tag_field="type", forbid_unknown_fields=True):
@@ -186,7 +190,7 @@ class Trade(_Sequenced, frozen=True):
 
 
 class InstrumentStatus(_Sequenced, frozen=True):
-    status: int  # engine.codes.InstrumentStatus: PRE_OPEN 0, OPEN 1, HALTED 2, CLOSED 3
+    status: InstrumentStatusCode
 
 
 # --------------------------------------------------------------- the auction
@@ -206,7 +210,7 @@ class AuctionResult(_Sequenced, frozen=True):
 
     auction: int
     indicative: int  # 0 final, 1 indicative
-    status: int  # engine.auction.clearing.AuctionStatus: 1 proven optimal within the gap, 2 feasible
+    status: AuctionStatusCode
     surplus: int  # total surplus, ticks x GPU-hours
     accepted: int  # packages accepted
     not_accepted: int  # live packages not accepted (they stay for the next auction)
@@ -231,7 +235,7 @@ class SnapshotRequest(_Message, frozen=True):
 class SnapshotInstrument(_Sequenced, frozen=True):
     """Opens one instrument's snapshot: its levels and orders follow; ``seq`` is what it reflects."""
 
-    status: int  # engine.codes.InstrumentStatus
+    status: InstrumentStatusCode
     bid_levels: int
     ask_levels: int
     orders: int
@@ -307,7 +311,7 @@ def json_schema() -> dict:
         "feed": feed,
         "snapshot_reply": snap,
         "snapshot_request": req,
-        "$defs": components,
+        "$defs": schema_enum_names(components),
     }
 
 

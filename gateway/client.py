@@ -115,13 +115,14 @@ import zmq.asyncio
 import zmq.auth
 from zmq.utils.monitor import parse_monitor_message
 
-from engine.auction.clearing import Outcome
-from engine.auction.orders import AUCTION_REJECT_TEXT, AuctionReject
+from engine.auction.orders import AUCTION_REJECT_TEXT
 from engine.codes import (
     REJECT_TEXT,
+    AuctionReject,
     CancelReason,
     Liquidity,
     OrderType,
+    Outcome,
     RejectReason,
     SelfTradePrevention,
     Side,

@@ -41,9 +41,18 @@ from typing import Annotated
 
 import msgspec
 
-from engine.auction.clearing import Outcome
-from engine.auction.orders import AuctionReject
-from engine.codes import CancelReason, Liquidity, OrderType, RejectReason, SelfTradePrevention, Side, TimeInForce
+from engine.codes import (
+    AuctionReject,
+    CancelReason,
+    Liquidity,
+    OrderType,
+    Outcome,
+    RejectReason,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+    schema_enum_names,
+)
 
 MAX_FRAME_BYTES = 64 * 1024  # a larger frame is refused unread
 # every integer a client sends fits the engine's int64 records; anything else is refused when decoded
@@ -379,8 +388,11 @@ def json_schema() -> dict:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "compute-exchange order entry",
-        "description": "msgpack-encoded, one message per ZeroMQ frame; see README 'Order entry'",
+        "description": "msgpack over ZeroMQ (client DEALER, gateway ROUTER). A frame holds one message (a map "
+                       "tagged by 'type') or a msgpack array of such maps, in order, in both directions: the gateway "
+                       "sends arrays (e.g. Accepted then Executed, or a resend). Integers are int64; ts, session and "
+                       "client order ids made by cx can exceed 2^53. See README 'Order entry'.",
         "client_to_gateway": client,
         "gateway_to_client": server,
-        "$defs": components,
+        "$defs": schema_enum_names(components),
     }

@@ -77,7 +77,6 @@ from engine.auction.orders import (
     AUCTION_REJECT_TEXT,
     MAX_ALTERNATIVES,
     Alternative,
-    AuctionReject,
     Leg,
     PackageBid,
     PackageOffer,
@@ -92,6 +91,7 @@ from engine.auction.orders import BlockOffer as EngineBlockOffer
 from engine.auction.orders import BlockRequest as EngineBlockRequest
 from engine.codes import (
     REJECT_TEXT,
+    AuctionReject,
     CancelReason,
     CommandKind,
     EventKind,

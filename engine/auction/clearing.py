@@ -90,7 +90,6 @@ import msgspec
 import numpy as np
 
 from engine.auction.orders import (
-    AuctionReject,
     DivisibleBid,
     DivisibleOffer,
     PackageBid,
@@ -99,6 +98,7 @@ from engine.auction.orders import (
     validate_package_bid,
     validate_package_offer,
 )
+from engine.codes import AuctionReject, AuctionStatus, Outcome
 from engine.instruments import Instrument
 
 _INF = highspy.kHighsInf
@@ -113,19 +113,6 @@ class OrderKind(IntEnum):
     DIVISIBLE_BID = 3
     DIVISIBLE_OFFER = 4
 
-
-class Outcome(IntEnum):
-    ACCEPTED = 1  # package accepted in full / divisible filled in full
-    PARTIALLY_FILLED = 2  # divisible at the price
-    LIMIT_BELOW_PRICE = 3  # out of the money: bid limit < price of every alternative; offer min > revenue
-    AT_PRICE = 4  # rejected with zero surplus at the prices (limit == price of its bundle)
-    PARADOXICALLY_REJECTED = 5  # in the money at the prices, rejected (packages only)
-    INVALID = 6  # refused by validation; see reject_reason
-
-
-class AuctionStatus(IntEnum):
-    OPTIMAL = 1  # every winner-determination solve proven optimal (within mip_gap)
-    FEASIBLE = 2  # an admissible result, optimality not proven (time limit or heuristic rounds)
 
 
 class InstrumentClearing(msgspec.Struct, frozen=True):

@@ -42,10 +42,9 @@ from collections.abc import Callable
 import msgspec
 import numpy as np
 
-from engine.auction.clearing import AuctionStatus, Decision, OrderKind, Outcome, clear, decision_of, result_of
+from engine.auction.clearing import Decision, OrderKind, clear, decision_of, result_of
 from engine.auction.orders import (
     Alternative,
-    AuctionReject,
     DivisibleBid,
     DivisibleOffer,
     Leg,
@@ -55,9 +54,12 @@ from engine.auction.orders import (
     validate_package_offer,
 )
 from engine.codes import (
+    AuctionReject,
+    AuctionStatus,
     CancelReason,
     CommandKind,
     InstrumentStatus,
+    Outcome,
     PackageCommandKind,
     PackageEventKind,
     RejectReason,

@@ -38,40 +38,16 @@ expansions are O(alternatives x hours).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from enum import IntEnum
 
 import msgspec
 
+from engine.codes import AuctionReject
 from engine.instruments import NS_PER_HOUR, Instrument, ProductKey
 
 MAX_ALTERNATIVES = 256  # per package bid (exclusive group size)
 MAX_LEGS = 512  # per alternative or per offer block
 MAX_MONEY = 2**62  # bound on any limit / minimum total, ticks
 
-
-class AuctionReject(IntEnum):
-    """Why an auction order was refused before clearing. Values never change once published."""
-
-    NONE = 0
-    UNKNOWN_INSTRUMENT = 1
-    NO_ALTERNATIVES = 2
-    EMPTY_ALTERNATIVE = 3
-    TOO_MANY_ALTERNATIVES = 4
-    TOO_MANY_LEGS = 5
-    NON_POSITIVE_QTY = 6
-    QTY_ABOVE_MAXIMUM = 7
-    DUPLICATE_LEG = 8  # the same instrument twice in one alternative / block
-    NON_POSITIVE_LIMIT = 9  # a package bid limit <= 0
-    NEGATIVE_MINIMUM = 10  # a package offer minimum < 0
-    LIMIT_OFF_TICK = 11  # a price not a multiple of the instrument's price increment
-    PRICE_OUT_OF_BAND = 12
-    DUPLICATE_ID = 13
-    MONEY_OUT_OF_RANGE = 14  # a limit or minimum total above MAX_MONEY, or legs worth more at the band's top
-    NO_FEASIBLE_START = 15  # a BlockRequest whose window holds no listed run of hours
-    MALFORMED = 16  # package records not in the form PACKAGE, then ALTERNATIVE/LEG records (docs/auction.md)
-    INVALID_FIELD = 17  # firm, client order id, side or tif outside its allowed values
-    EXPIRE_TIME_IN_PAST = 18  # GTD expire time not after the command time
-    INSTRUMENT_CLOSED = 19  # a leg's delivery hour is past its gate closure
 
 
 AUCTION_REJECT_TEXT = {

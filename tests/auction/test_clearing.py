@@ -1,23 +1,21 @@
 """Hand-written auctions for engine.auction.clearing: the brief's example, a paradoxically
 accepted block, validation, money balance."""
 
-from engine.auction import (
+from engine.auction.clearing import OrderKind, clear
+from engine.auction.orders import (
     Alternative,
-    AuctionReject,
     BlockOffer,
     BlockRequest,
     DivisibleBid,
     DivisibleOffer,
     Leg,
-    OrderKind,
-    Outcome,
     PackageBid,
     PackageOffer,
-    clear,
     instrument_lookup,
     package_bid_from_requests,
     package_offer_from_block,
 )
+from engine.codes import AuctionReject, Outcome
 from engine.instruments import NS_PER_HOUR, Instrument
 
 H = NS_PER_HOUR

@@ -18,23 +18,21 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from engine.auction import (
-    Alternative,
-    AuctionStatus,
+from engine.auction.clearing import (
+    _OPTIMAL,
     Decision,
-    DivisibleBid,
-    DivisibleOffer,
-    Leg,
     OrderKind,
-    Outcome,
-    PackageBid,
-    PackageOffer,
+    _highs_of,
+    _lagrangian,
+    _Problem,
+    _restricted,
     clear,
     decision_of,
     result_of,
     winner_determination_milp,
 )
-from engine.auction.clearing import _OPTIMAL, _highs_of, _lagrangian, _Problem, _restricted
+from engine.auction.orders import Alternative, DivisibleBid, DivisibleOffer, Leg, PackageBid, PackageOffer
+from engine.codes import AuctionStatus, Outcome
 from engine.instruments import NS_PER_HOUR, Instrument
 
 N_INST = 2

@@ -4,16 +4,25 @@ over both matching engines."""
 import numpy as np
 import pytest
 
-from engine.auction import Alternative, Leg
-from engine.auction.clearing import AuctionStatus, Outcome
 from engine.auction.market import (
     Market,
     cancel_package_record,
     package_records,
     run_auction_record,
 )
-from engine.auction.orders import AuctionReject
-from engine.codes import CancelReason, EventKind, Liquidity, PackageEventKind, RejectReason, Side, TimeInForce
+from engine.auction.orders import Alternative, Leg
+from engine.codes import (
+    AuctionReject,
+    AuctionStatus,
+    CancelReason,
+    EventKind,
+    Liquidity,
+    Outcome,
+    PackageEventKind,
+    RejectReason,
+    Side,
+    TimeInForce,
+)
 from engine.exchange import Exchange
 from engine.instruments import NS_PER_HOUR, Instrument
 from engine.records import NewOrder, commands_to_records

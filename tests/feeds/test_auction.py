@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import zmq
 
-from engine.auction import Alternative, Leg
 from engine.auction.market import Market, package_records, run_auction_record
+from engine.auction.orders import Alternative, Leg
 from engine.codes import EventKind, Liquidity, PackageEventKind, Side
 from engine.exchange import Exchange
 from engine.records import EVENT_DTYPE, MassCancel, NewOrder, Resume, commands_to_records

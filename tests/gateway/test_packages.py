@@ -17,9 +17,8 @@ import re
 
 import pytest
 
-from engine.auction.clearing import Outcome
-from engine.auction.orders import AUCTION_REJECT_TEXT, AuctionReject
-from engine.codes import CancelReason, Liquidity, RejectReason, Side, TimeInForce
+from engine.auction.orders import AUCTION_REJECT_TEXT
+from engine.codes import AuctionReject, CancelReason, Liquidity, Outcome, RejectReason, Side, TimeInForce
 from engine.instruments import NS_PER_SECOND, parse_hour
 from gateway import protocol as p
 from gateway.cli import main

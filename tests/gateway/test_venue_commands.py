@@ -8,10 +8,25 @@ from gateway import protocol
 from gateway.cli import main
 from gateway.config import DEFAULT_FIRMS, ConfigError, load_config
 from gateway.venue import SCHEMA_PATH
+from tests.schema_contract import contract
 
 
-def test_committed_schema_equals_the_protocol_module():
-    assert json.loads(SCHEMA_PATH.read_text()) == json.loads(json.dumps(protocol.json_schema()))
+def test_committed_schema_means_what_the_protocol_module_says():
+    assert contract(json.loads(SCHEMA_PATH.read_text())) == contract(json.loads(json.dumps(protocol.json_schema())))
+
+
+def test_schema_contract_sees_a_protocol_change_but_not_prose():
+    schema = json.loads(json.dumps(protocol.json_schema()))
+    reworded = json.loads(json.dumps(schema))
+    reworded["$defs"]["NewOrder"]["description"] = "other words"
+    reworded["$defs"]["NewOrder"]["required"].reverse()
+    assert contract(reworded) == contract(schema)
+    retyped = json.loads(json.dumps(schema))
+    retyped["$defs"]["NewOrder"]["properties"]["qty"]["type"] = "string"
+    assert contract(retyped) != contract(schema)
+    renamed = json.loads(json.dumps(schema))
+    renamed["$defs"]["Side"]["x-enum-varnames"] = ["BID", "ASK"]
+    assert contract(renamed) != contract(schema)
 
 
 def test_schema_names_every_message_of_both_directions(tmp_path):

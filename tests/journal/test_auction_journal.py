@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import engine.auction.clearing as clearing
-from engine.auction import Alternative, Leg
 from engine.auction.market import package_records, run_auction_record
+from engine.auction.orders import Alternative, Leg
 from engine.codes import EventKind, PackageEventKind, Side
 from engine.journal import read_genesis
 from engine.records import NewOrder, commands_to_records
