@@ -1,7 +1,7 @@
 """Adapters that replay a benchmark flow through other matching engines.
 
-The peers are PyPI packages installed into the venv for benchmarking only
-(``bench/requirements-peers.txt``), never project dependencies. Each adapter
+The peers are PyPI packages of the ``bench`` extra (pyproject.toml, pinned in
+requirements.lock), used for benchmarking only, never by the venue. Each adapter
 takes the peer-neutral tuples of ``bench.flow.flow_ops`` ``(op, side, price,
 qty, oid)`` and drives the peer through its own public API, counting the
 matches it makes so a benchmark can check it really matched (a peer that
