@@ -22,10 +22,11 @@ LP-based start, the MILP and, if the decision admits no uniform prices, the exac
 (up to half of it) and the repair share it. clear_s can exceed it by what HiGHS runs past its time
 limits (its root cut separation does not look at them), the last price MIPs (a quarter of the
 budget at least) and building the result.
-CBC (PuLP, the ``bench`` extra, pinned in requirements.lock) re-solves the first winner-determination MILP of every instance up to
-``--second-solver-max`` bids (default 1,000) within ``--second-solver-limit`` seconds, against
-HiGHS given the same limit (a reference run, also compared with the budgeted one); the
-objectives must agree within the gaps (``second_solver_agrees``: yes / no / skipped with why).
+CBC (PuLP, the ``bench`` extra, pinned in requirements.lock) re-solves the first
+winner-determination MILP of every instance up to ``--second-solver-max`` bids (default
+1,000) within ``--second-solver-limit`` seconds, against HiGHS given the same limit (a
+reference run, also compared with the budgeted one); the objectives must agree within the
+gaps (``second_solver_agrees``: yes / no / skipped with why).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from engine.codes import AuctionStatus
 from feeds import protocol as fp
 from feeds.client import FeedClient, LocalBook
 from gateway.units import format_notional, format_price, format_qty
+from gateway.waiting import add_wait_argument, wait_synced
 
 SIDE = ("BID", "ASK")
 
@@ -105,12 +106,9 @@ def cmd_feed(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             print(format_book(client.book(args.symbol), args.levels, args.tick, args.l3), file=out, flush=True)
 
     try:
-        deadline = time.monotonic() + args.timeout
-        while not client.synced:
-            if time.monotonic() > deadline:
-                print(f"cx feed: no snapshot of {', '.join(channels)} within {args.timeout:g}s", file=sys.stderr)
-                return 1
-            client.poll(50)
+        if not wait_synced(client, "cx feed", args.venue_timeout):
+            print(f"cx feed: no snapshot of {', '.join(channels)} within {args.venue_timeout:g}s", file=sys.stderr)
+            return 1
         show()
         if args.tape:
             last = [r for r in (client.auction_result(), client.auction_result(indicative=True)) if r is not None]
@@ -160,7 +158,7 @@ def add_feed_command(sub) -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="print the book (and last auction) once and exit")
     p.add_argument("--seconds", type=float, default=0.0, help="stop after this long (default 0: until Ctrl-C)")
     p.add_argument("--book-every", type=float, default=10.0, help="print the book every S seconds (default 10)")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the snapshot (default 5)")
+    add_wait_argument(p, "--timeout")
     p.add_argument("--heartbeat-timeout", type=float, default=3.0, help="feed silent this long = dead (default 3)")
     p.add_argument("--tick", default="0.001", help="dollars per tick of the listing (default 0.001)")
     p.set_defaults(func=cmd_feed)

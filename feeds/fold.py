@@ -460,3 +460,11 @@ class FrameEncoder:
         nf = _encode(rows, order, session, self._blob, self._prefix, self._keys, self._nkeys, self._symbols,
                      fp.MAX_FRAME_MESSAGES, self._buf, self._frames)
         return self._view, self._frames[:nf].tolist()
+
+
+def warm_up() -> None:
+    """Compile (on a machine's first run) or load from numba's cache every compiled function of the feed: the
+    fold, the encoder and the snapshot's resting orders, on one instrument with no events."""
+    fold = Fold(1)
+    fold.resting([0])
+    FrameEncoder(["X"])

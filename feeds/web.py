@@ -18,6 +18,8 @@ Pieces:
   - ``AuctionResult``: the feed's message as ``msgspec.to_builtins``, sent
     when the FeedClient's last final or indicative result changes (live, or
     from a snapshot after a late start or a resync);
+  - ``Feed``: the state of the bridge's own feed (``feed_state``: live, stale
+    or waiting), sent when it changes, so the page marks a frozen feed stale;
   - every other applied feed message whose type is not in ``SKIP`` (the
     L1/L2/L3 book messages and auction prices, which ``Book`` summarises,
     results, heartbeats), forwarded generically as ``msgspec.to_builtins``
@@ -92,6 +94,7 @@ import zmq
 from engine.instruments import SymbolError, parse_symbol
 from feeds import protocol as fp
 from feeds.client import FeedClient
+from gateway.waiting import add_wait_argument, wait_for
 
 log = logging.getLogger("cx.web")
 
@@ -99,6 +102,14 @@ SKIP = frozenset({fp.TopOfBook, fp.LevelUpdate, fp.OrderAdded, fp.OrderExecuted,
                   fp.OrderReplaced, fp.Heartbeat, fp.AuctionPrice, fp.AuctionResult})
 MAX_STREAMS = 32  # concurrent /api/events and /api/poll requests
 MAX_WAIT_S = 30.0  # longest long poll
+
+
+def feed_state(client: FeedClient) -> str:
+    """``live`` (synced, heard within its heartbeat timeout), ``stale`` (it was synced once, now silent or
+    resynchronising: what the page shows is frozen) or ``waiting`` (no snapshot yet)."""
+    if client.synced:
+        return "live"
+    return "stale" if client.stats["snapshots_installed"] else "waiting"
 
 
 def tick_units(tick: Decimal | str) -> tuple[int, int]:
@@ -141,6 +152,7 @@ class WebBridge:
         self._results: list[fp.AuctionResult | None] = [None, None]  # the FeedClient's, as of the last flush
         self._installed = 0
         self._synced = False  # the FeedClient's synced, as of the last flush
+        self._feed = "waiting"  # feed_state() as of the last flush
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
@@ -165,6 +177,11 @@ class WebBridge:
     @property
     def stopped(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def synced(self) -> bool:
+        """The feed was synced at the last flush (any thread may ask)."""
+        return self._synced
 
     def _run(self) -> None:
         poll_ms = max(1, int(self.flush_s * 500))
@@ -241,6 +258,10 @@ class WebBridge:
                     out.append(m)
         self._dirty.clear()
         self._synced = c.synced
+        feed = feed_state(c)
+        if feed != self._feed:
+            self._feed = feed
+            out.append({"type": "Feed", "state": feed})
         for k, r in enumerate((c.auction_result(), c.auction_result(indicative=True))):
             if r is not None and r != self._results[k]:
                 out.append(msgspec.to_builtins(r))
@@ -282,7 +303,7 @@ class WebBridge:
                      if b["bids"] or b["asks"] or b["last"] or b["auction"] or b["indicative"]]
             return {"type": "State", "id": self._batch_id, "meta": self._meta, "books": books,
                     "auctions": list(self._auctions), "recent": list(self._recent),
-                    "synced": self._synced and self._meta is not None,
+                    "synced": self._synced and self._meta is not None, "feed": self._feed,
                     "error": repr(self.error) if self.error else None}
 
     def batches_after(self, after: int, wait_s: float) -> list[tuple[int, bytes]] | None:
@@ -453,15 +474,26 @@ def cmd_web(args: argparse.Namespace) -> int:
     print(f"cx web: {server.url} (market data from {args.feed}, snapshots from {args.snapshots}); Ctrl-C stops",
           flush=True)
     deadline = time.monotonic() + args.seconds if args.seconds > 0 else None
+    code = 0
+
+    def synced_or_failed(seconds: float) -> bool | None:
+        time.sleep(seconds)
+        return True if bridge.synced or bridge.error is not None else None
+
     with contextlib.suppress(KeyboardInterrupt):
-        while bridge.error is None and (deadline is None or time.monotonic() < deadline):
+        if wait_for(synced_or_failed, "cx web", f"a market-data snapshot from {args.snapshots}",
+                    args.venue_timeout) is None:
+            print(f"cx web: no market-data snapshot from {args.snapshots} within {args.venue_timeout:g}s",
+                  file=sys.stderr)
+            code = 1
+        while not code and bridge.error is None and (deadline is None or time.monotonic() < deadline):
             time.sleep(0.2)
     server.stop()
     bridge.stop()
     if bridge.error is not None:
         print(f"cx web: the feed bridge failed: {bridge.error!r}", file=sys.stderr)
         return 1
-    return 0
+    return code
 
 
 def add_web_command(sub) -> argparse.ArgumentParser:
@@ -474,6 +506,7 @@ def add_web_command(sub) -> argparse.ArgumentParser:
     p.add_argument("--snapshots", default="tcp://127.0.0.1:5557", help="snapshot service (default %(default)s)")
     p.add_argument("--tick", default="0.001", help="dollars per tick of the listing (default %(default)s)")
     p.add_argument("--seconds", type=float, default=0.0, help="stop after this long (default 0: until Ctrl-C)")
+    add_wait_argument(p)
     p.set_defaults(func=cmd_web)
     return p
 

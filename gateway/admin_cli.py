@@ -3,8 +3,8 @@ FIRM``, ``cx admin auction now|indicative`` and ``cx status``.
 
 Each command sends one ``AdminRequest`` (``gateway.admin_protocol``) from a
 DEALER to the admin endpoint (loopback only; default tcp://127.0.0.1:5558)
-and waits at most ``--timeout`` seconds for the ``AdminReply``: the command
-never hangs on a venue that is not there.
+and waits at most ``--venue-timeout`` seconds (default 120, ``gateway.waiting``) for the ``AdminReply``,
+saying that it waits: the command waits for a venue that is starting, and never hangs on one that is not there.
 
 ``cx status`` prints a readable summary of the ``VenueStatus`` in the reply
 (instruments listed / open / halted, firms, sessions, live orders, traffic,
@@ -16,7 +16,7 @@ over that interval.
 only, nothing filled) and prints its summary: number, status, packages
 accepted and not, surplus, and the price and volume of every instrument that
 traded (the answer comes once the auction has cleared: the solver's time
-limit, 2 s by default, is within the default ``--timeout``).
+limit, 2 s by default, is within the default ``--venue-timeout``).
 
 Exit status: 0 done, 1 refused by the venue (unknown symbol or firm, an
 instrument that is not open), 2 bad usage or no answer. Cost: one round trip
@@ -33,6 +33,7 @@ import zmq
 
 from gateway.admin_protocol import AdminReply, AdminRequest, VenueStatus, admin_encoder, reply_decoder
 from gateway.units import format_price, format_qty, format_ts
+from gateway.waiting import add_wait_argument, wait_for
 
 DEFAULT_ADMIN = "tcp://127.0.0.1:5558"
 HALTED_SHOWN = 8  # halted symbols listed by name at most
@@ -42,15 +43,23 @@ class AdminUnreachable(Exception):
     """No (decodable) answer from the admin endpoint within the timeout."""
 
 
-def admin_request(endpoint: str, request: AdminRequest, timeout: float) -> AdminReply:
-    """One request, its reply; ``AdminUnreachable`` after ``timeout`` s without one."""
+def admin_request(endpoint: str, request: AdminRequest, timeout: float, tool: str | None = None) -> AdminReply:
+    """One request, its reply; ``AdminUnreachable`` after ``timeout`` s without one.
+
+    With ``tool`` (``cx status``), it says on standard error that it is waiting (``gateway.waiting``) while
+    the venue does not answer. The request is sent once: ZeroMQ delivers it when the venue comes up."""
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     try:
         sock.connect(endpoint)
         sock.send(admin_encoder.encode(request))
-        if not sock.poll(int(timeout * 1000)):
+        if tool is None:
+            answered = sock.poll(int(timeout * 1000))
+        else:
+            answered = wait_for(lambda s: sock.poll(int(s * 1000)) or None, tool, f"the admin endpoint {endpoint}",
+                                timeout)
+        if not answered:
             raise AdminUnreachable(f"no answer from {endpoint} within {timeout:g}s (is `cx serve` running?)")
         return reply_decoder.decode(sock.recv())
     except zmq.ZMQError as exc:
@@ -94,7 +103,7 @@ def cmd_admin(args: argparse.Namespace) -> int:
     else:
         target = {"symbol": args.target} if args.action in ("halt", "resume") else {"firm": args.target}
     try:
-        reply = admin_request(args.admin, AdminRequest(args.action, **target), args.timeout)
+        reply = admin_request(args.admin, AdminRequest(args.action, **target), args.venue_timeout, "cx admin")
     except AdminUnreachable as exc:
         print(f"cx admin: {exc}", file=sys.stderr)
         return 2
@@ -108,7 +117,7 @@ def cmd_admin(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     try:
-        first = admin_request(args.admin, AdminRequest("status"), args.timeout)
+        first = admin_request(args.admin, AdminRequest("status"), args.venue_timeout, "cx status")
         if first.status is None:  # an older gateway: its one-line summary
             print(first.text)
             return 0
@@ -116,7 +125,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if args.interval > 0:
             start = time.monotonic()
             time.sleep(args.interval)
-            second = admin_request(args.admin, AdminRequest("status"), args.timeout)
+            second = admin_request(args.admin, AdminRequest("status"), args.venue_timeout, "cx status")
             per_second = rates(first.status, second.status, time.monotonic() - start)
             first = second
     except AdminUnreachable as exc:
@@ -128,7 +137,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _admin_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--admin", default=DEFAULT_ADMIN, help="the gateway's admin endpoint (default %(default)s)")
-    p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)")
+    add_wait_argument(p, "--timeout")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

@@ -26,7 +26,8 @@ Subcommands:
   through a running gateway (``gateway.client``), prices in dollars. Common
   options: ``--endpoint`` (default tcp://127.0.0.1:5555), ``--firm`` (default
   DEMO, plain text), ``--keys DIR`` / ``--server-key FILE`` (CurveZMQ),
-  ``--session`` (default ``cli``), ``--timeout``. Each logs on to the session
+  ``--session`` (default ``cli``), ``--timeout`` (for the reports),
+  ``--venue-timeout`` (for the logon: the venue may be starting). Each logs on to the session
   with next_seq=1 and cancel_on_disconnect off, so orders outlive the command.
   ``cx order`` prints the reports until the order is final or rests; ``cx
   orders`` rebuilds the open orders from the session's history (the protocol
@@ -63,6 +64,7 @@ from engine.records import (
     Trade,
 )
 from gateway.units import format_elapsed, format_notional, format_price, format_qty, format_ts
+from gateway.waiting import add_wait_argument
 
 # ------------------------------------------------------------------ engine
 
@@ -434,9 +436,10 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
 
 CLI_SESSION = "cli"
 REST_GRACE_S = 0.2  # after Accepted, how long a resting order's immediate fills may take to arrive
+LOGON_ATTEMPT_S = 2.0  # one logon's wait for its answer, while waiting for the venue
 
 
-def _connect_cli(args: argparse.Namespace) -> Any:
+def _connect_cli(name: str, args: argparse.Namespace) -> Any:
     """An OrderEntryClient logged on to ``args.session`` with next_seq=1 and cancel_on_disconnect off.
 
     next_seq=1: the gateway resends the session's history (``cx orders`` needs it; the other commands skip
@@ -444,7 +447,8 @@ def _connect_cli(args: argparse.Namespace) -> Any:
     """
     from pathlib import Path
 
-    from gateway.client import ClientError, OrderEntryClient, load_client_keys, load_server_key
+    from gateway.client import ClientError, LogonError, OrderEntryClient, load_client_keys, load_server_key
+    from gateway.waiting import wait_for
 
     keys = server_key = None
     if args.keys:
@@ -452,9 +456,22 @@ def _connect_cli(args: argparse.Namespace) -> Any:
         server_key = load_server_key(args.server_key or Path(args.keys) / "gateway.key")
     elif args.server_key:
         raise ClientError("--server-key needs --keys DIR (the firm's key pair)")
-    client = OrderEntryClient(logon_timeout=args.timeout)
-    client.connect(args.endpoint, args.session, firm=None if keys else args.firm, client_keys=keys,
-                   server_key=server_key, next_seq=1, cancel_on_disconnect=False)
+    client = OrderEntryClient()
+
+    def logon(seconds: float) -> Any:
+        client.logon_timeout = max(seconds, LOGON_ATTEMPT_S)
+        try:
+            client.connect(args.endpoint, args.session, firm=None if keys else args.firm, client_keys=keys,
+                           server_key=server_key, next_seq=1, cancel_on_disconnect=False)
+        except LogonError as exc:
+            if exc.rejected:
+                raise
+            return None  # no answer yet: the venue may be starting
+        return client
+
+    if wait_for(logon, f"cx {name}", f"a logon answer from {args.endpoint}", args.venue_timeout) is None:
+        raise LogonError(f"no answer to the logon from {args.endpoint} within {args.venue_timeout:g}s "
+                         "(is `cx serve` running?)")
     return client
 
 
@@ -465,7 +482,7 @@ def _run_order_entry(name: str, args: argparse.Namespace, body: Any) -> int:
     from gateway.client import ClientError
 
     try:
-        client = _connect_cli(args)
+        client = _connect_cli(name, args)
     except (ClientError, ValueError) as exc:
         print(f"cx {name}: {exc}", file=sys.stderr)
         return 2
@@ -626,7 +643,8 @@ def _order_entry_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--session", default=CLI_SESSION, help="session name (default %(default)s)")
     p.add_argument("--keys", metavar="DIR", help="CurveZMQ: DIR/FIRM.key_secret (from `cx keys new FIRM`)")
     p.add_argument("--server-key", metavar="FILE", help="the gateway's public key (default DIR/gateway.key)")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the gateway (default 5)")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the reports (default 5)")
+    add_wait_argument(p)
     p.add_argument("--tick", default="0.001", help="dollars per tick of the listing (default 0.001)")
 
 

@@ -82,10 +82,9 @@ class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     @classmethod
     def for_tests(cls, firms=("ALPHA", "BETA", "GAMMA"), plaintext: bool = True, **overrides) -> GatewayConfig:
         """Loopback on free ports ("*": ZeroMQ picks one), plain text unless keys are given."""
+        endpoints = dict.fromkeys(("order_entry", "admin", "market_data", "snapshots"), "tcp://127.0.0.1:*")
         return _validated(cls(firms=[f if isinstance(f, FirmConfig) else FirmConfig(f) for f in firms],
-                              order_entry="tcp://127.0.0.1:*", admin="tcp://127.0.0.1:*",
-                              market_data="tcp://127.0.0.1:*", snapshots="tcp://127.0.0.1:*", plaintext=plaintext,
-                              **overrides), "for_tests")
+                              plaintext=plaintext, **(endpoints | overrides)), "for_tests")
 
 
 def is_loopback(endpoint: str) -> bool:

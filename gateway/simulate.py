@@ -63,10 +63,10 @@ from feeds.client import FeedClient
 from gateway import protocol as p
 from gateway.client import ClientError, LogonError, OrderEntryClient
 from gateway.units import format_elapsed, format_qty
+from gateway.waiting import DEFAULT_WAIT_S, add_wait_argument, wait_synced
 
 ROUND_S = 0.1  # one round of every participant
 UNIVERSE_REFRESH_S = 10.0
-SYNC_TIMEOUT_S = 10.0  # the feed's first snapshot must arrive within this
 REPORT_EVERY_S = 10.0  # a progress line this often
 INTERRUPTIBLE_DISCOUNT = 0.6
 
@@ -86,9 +86,10 @@ class Tally:
         (self.bought if msg.side == Side.BUY else self.sold)[accelerator] += msg.qty
 
     def line(self) -> str:
-        per = ", ".join(f"{a} {format_qty(self.bought[a] + self.sold[a])}" for a in sorted(self.bought | self.sold))
+        per = ", ".join(f"{a} {format_qty(self.bought[a])} / {format_qty(self.sold[a])}"
+                        for a in sorted(self.bought | self.sold))
         return (f"{sum(self.orders.values())} orders sent, {sum(self.fills.values())} fills; "
-                f"GPU-h filled: {per or 'none yet'}")
+                f"GPU-h bought / sold: {per or 'none yet'}")
 
     def summary(self) -> str:
         lines = [f"cx simulate: {self.line()}", f"  {'firm':<8} {'orders':>8} {'fills':>7}"]
@@ -348,8 +349,9 @@ class Simulation:
     """The population on one gateway and one feed; ``run(stop, duration)`` trades until stopped."""
 
     def __init__(self, gateway: str, feed: str, snapshots: str, listing: ListingConfig, seed: int = 1,
-                 hours: int = 4, out: TextIO | None = None, population: list[type[Participant]] = POPULATION):
-        self.gateway, self.feed_endpoints, self.listing = gateway, (feed, snapshots), listing
+                 hours: int = 4, out: TextIO | None = None, population: list[type[Participant]] = POPULATION,
+                 wait_s: float = DEFAULT_WAIT_S):
+        self.gateway, self.feed_endpoints, self.listing, self.wait_s = gateway, (feed, snapshots), listing, wait_s
         self.seed, self.hours, self.out, self.population = seed, hours, out, population
         self.tally = Tally()
 
@@ -365,12 +367,10 @@ class Simulation:
         participants: list[Participant] = []
         code = 0
         try:
-            deadline = time.monotonic() + SYNC_TIMEOUT_S
-            while not feed.synced and time.monotonic() < deadline and not stop.is_set():
-                feed.poll(50)
-            if not feed.synced:
-                self.say(f"cx simulate: no market-data snapshot from {self.feed_endpoints[1]} within "
-                         f"{SYNC_TIMEOUT_S:g}s")
+            if not wait_synced(feed, "cx simulate", self.wait_s, stop, self.out):
+                if not stop.is_set():
+                    self.say(f"cx simulate: no market-data snapshot from {self.feed_endpoints[1]} within "
+                             f"{self.wait_s:g}s (is `cx serve` running?)")
                 return 2
             session = f"sim-{time.time_ns()}"  # a fresh session: no history from an earlier run to resend
             for cls in self.population:
@@ -433,8 +433,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: a clean stop, not an exception
     try:
-        return Simulation(args.gateway, args.feed, args.snapshots, listing, args.seed, args.hours).run(
-            stop, args.duration)
+        return Simulation(args.gateway, args.feed, args.snapshots, listing, args.seed, args.hours,
+                          wait_s=args.venue_timeout).run(stop, args.duration)
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -449,4 +449,5 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     p_.add_argument("--seed", type=int, default=1, help="seed of the participants (default 1)")
     p_.add_argument("--hours", type=int, default=4, help="delivery hours traded per product (default 4)")
     p_.add_argument("--listing", metavar="FILE", default=None, help="the venue's listing TOML (default: built-in)")
+    add_wait_argument(p_)
     p_.set_defaults(func=cmd_simulate)

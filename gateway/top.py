@@ -42,6 +42,7 @@ from feeds.client import FeedClient
 from gateway.admin_cli import DEFAULT_ADMIN, AdminUnreachable, admin_request, rates
 from gateway.admin_protocol import AdminRequest, VenueStatus
 from gateway.units import format_elapsed, format_notional, format_price, format_qty, format_ts
+from gateway.waiting import add_wait_argument, wait_synced
 
 HOME, CLEAR_LINE, CLEAR_BELOW = "\x1b[H", "\x1b[K", "\x1b[J"
 HIDE_CURSOR, SHOW_CURSOR, CLEAR_SCREEN = "\x1b[?25l", "\x1b[?25h", "\x1b[2J"
@@ -165,20 +166,14 @@ class Dashboard:
                 *self.rows(rows)]
 
 
-def _wait_synced(feed: FeedClient, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not feed.synced and time.monotonic() < deadline:
-        feed.poll(50)
-    return feed.synced
-
-
 def cmd_top(args: argparse.Namespace) -> int:
     out = sys.stdout
     feed = FeedClient(args.feed, args.snapshots).connect()
     board = Dashboard(feed, None if args.admin == "none" else args.admin, args.admin_timeout, args.tick)
     try:
-        if not _wait_synced(feed, args.timeout):
-            print(f"cx top: no market-data snapshot from {args.snapshots} within {args.timeout:g}s", file=sys.stderr)
+        if not wait_synced(feed, "cx top", args.venue_timeout):
+            print(f"cx top: no market-data snapshot from {args.snapshots} within {args.venue_timeout:g}s",
+                  file=sys.stderr)
             return 1
         board.sample()
         if args.once:
@@ -213,6 +208,6 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--interval", type=float, default=1.0, help="seconds between frames (default 1)")
     p.add_argument("--rows", type=int, default=0, help="instrument rows (default: what fits the terminal)")
     p.add_argument("--once", action="store_true", help="print one frame (no escapes) and exit")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the snapshot (default 5)")
+    add_wait_argument(p, "--timeout")
     p.add_argument("--tick", default="0.001", help="dollars per tick of the listing (default 0.001)")
     p.set_defaults(func=cmd_top)

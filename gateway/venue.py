@@ -35,27 +35,82 @@ import zmq.auth
 
 from engine.auction.market import Market
 from engine.codes import EventKind
+from engine.core import entry
 from engine.exchange import Exchange
+from engine.exchange import warm_up as exchange_warm_up
 from engine.instruments import NS_PER_HOUR
 from engine.listing import load_listing
 from engine.sequencer import JournaledExchange, replay_journal
+from feeds import fold
+from feeds.fold import warm_up as feed_warm_up
 from feeds.protocol import write_schema as write_feed_schema
 from feeds.publisher import FeedPublisher
 from gateway import protocol
 from gateway.config import load_config
 from gateway.server import Gateway
 from gateway.simulate import Simulation
+from gateway.units import format_elapsed, format_qty
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "order_entry.json"
 EXPECTED_ORDERS = 250_000  # initial engine size; it grows beyond (each snapshot holds the whole arena)
 ROLLING_DAY_HOURS = 24  # hours listed beyond the window: they open one by one as the window rolls
+TICK_S = 10.0  # a compile in progress says so this often
+# what the venue compiles before it opens its ports: (name, warm-up, one of its compiled functions, cold seconds
+# measured on this project's 2-core machine)
+COMPILED = (("the matching core", exchange_warm_up, entry.run_batch, 27),
+            ("the market-data feed", feed_warm_up, fold._fold, 20))
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def load_compiled_code(say=say, clock=time.monotonic) -> None:
+    """Compile (a machine's first run) or load from numba's cache every compiled function the venue runs,
+    saying which and how long, before any port opens: no client's first order waits on a compiler."""
+    cold = [name for name, _, dispatcher, _ in COMPILED if not is_cached(dispatcher)]
+    if cold:
+        about = sum(seconds for _, _, _, seconds in COMPILED)
+        say(f"cx serve: compiling the matching core (first run only, about {about} s on 2 cores)...")
+    else:
+        say("cx serve: loading the compiled matching core from its cache...")
+    start = clock()
+    for k, (name, warm_up, _, _) in enumerate(COMPILED, 1):
+        begun = clock()
+        done = threading.Event()
+        ticker = threading.Thread(target=_tick, args=(done, say, f"{name} ({k}/{len(COMPILED)})", clock),
+                                  daemon=True)
+        ticker.start()
+        try:
+            warm_up()
+        finally:
+            done.set()
+            ticker.join()
+        if cold:
+            say(f"cx serve:   {name} ready in {clock() - begun:.0f} s ({k}/{len(COMPILED)})")
+    say(f"cx serve: compiled code {'compiled' if cold else 'loaded'} in {clock() - start:.1f} s")
+
+
+def _tick(done: threading.Event, say, what: str, clock) -> None:
+    """Say every ``TICK_S`` seconds that ``what`` is still compiling, until ``done``."""
+    begun = clock()
+    while not done.wait(TICK_S):
+        say(f"cx serve:   still compiling {what}: {clock() - begun:.0f} s so far")
+
+
+def is_cached(dispatcher) -> bool:
+    """Whether numba's cache holds an index for this ``@njit(cache=True)`` function (its first run is a load)."""
+    func = dispatcher.py_func
+    module = func.__module__.rsplit(".", 1)[-1]
+    return any(Path(dispatcher.stats.cache_path).glob(f"{module}.{func.__qualname__}-*.nbi"))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = load_config(args.config)
-    anchor = time.time_ns() // NS_PER_HOUR * NS_PER_HOUR
     listing = load_listing(args.listing)
+    load_compiled_code()
+    anchor = time.time_ns() // NS_PER_HOUR * NS_PER_HOUR
     instruments = listing.instruments(anchor, listing.window_hours + ROLLING_DAY_HOURS)
     if args.journal:
         engine = JournaledExchange.open(args.journal, instruments, len(config.firms),
@@ -77,7 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     feeds.start()
     gateway.on_events = count_trades(feeds.on_events, gateway.stats)
     gateway.start()
-    print(f"cx serve: {len(instruments)} instruments, order entry on {gateway.endpoint}, admin on "
+    print(f"cx serve: ready: {len(instruments)} instruments, order entry on {gateway.endpoint}, admin on "
           f"{gateway.admin_endpoint} ({'plain text' if config.plaintext else 'CurveZMQ'}), market data on "
           f"{feeds.endpoint}, snapshots on {feeds.snapshot_endpoint}", flush=True)
     stop = threading.Event()
@@ -86,7 +141,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sim = Simulation(gateway.endpoint, feeds.endpoint, feeds.snapshot_endpoint, listing, args.seed)
         simulation = threading.Thread(target=sim.run, args=(stop,), name="cx-simulate", daemon=True)
         simulation.start()
-    deadline = time.monotonic() + args.duration if args.duration > 0 else None
+    started = time.monotonic()
+    deadline = started + args.duration if args.duration > 0 else None
     with contextlib.suppress(KeyboardInterrupt):
         while not gateway.failed and (deadline is None or time.monotonic() < deadline):
             stop.wait(0.2)
@@ -100,8 +156,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if gateway.failed:
         print(f"cx serve: the gateway failed: {gateway.error!r}", flush=True)
         return 1
-    print(f"cx serve: stopped; {dict(gateway.stats)}")
+    print(format_stop_summary(gateway.stats, time.monotonic() - started), flush=True)
     return 0
+
+
+STOP_SUMMARY = (("trades", "trades"), ("traded_qty", "GPU-h traded"), ("auctions", "auctions cleared"),
+                ("indicative_auctions", "indicative auctions"), ("commands", "engine commands"),
+                ("frames", "messages received"), ("gateway_rejects", "refused by the gateway"),
+                ("protocol_errors", "protocol errors"), ("logon_rejected", "logons refused"),
+                ("heartbeat_timeouts", "sessions timed out"), ("send_dropped", "reports dropped"),
+                ("oversized", "oversized frames"), ("auth_refused", "CURVE keys refused"))
+
+
+def format_stop_summary(stats, seconds: float) -> str:
+    """The table ``cx serve`` prints when it stops: every counter of the gateway that is not zero, named."""
+    named = dict(STOP_SUMMARY)
+    keys = [k for k in named if stats.get(k)] + sorted(k for k, v in stats.items() if k not in named and v)
+    width = max((len(named.get(k, k)) for k in keys), default=0)
+    lines = [f"cx serve: stopped after {format_elapsed(int(seconds * 1e9))}"]
+    lines += [f"  {named.get(k, k):<{width}} {format_qty(stats[k]):>12}" for k in keys]
+    return "\n".join(lines)
 
 
 def count_trades(publish, stats):

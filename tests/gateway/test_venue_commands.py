@@ -72,7 +72,8 @@ def test_serve_with_demo_traders_prints_trades_and_stops_by_itself(capsys, tmp_p
     assert "order entry on tcp://127.0.0.1:" in out and "firms trading through" in out and "stopped" in out
     summary = out[out.index("cx simulate: ", out.index("firms trading through")):]
     fills = int(summary.split(" fills;")[0].rsplit(" ", 1)[1])
-    assert fills > 0 and "'trades': " in out
+    summary = out[out.index("cx serve: stopped after "):]
+    assert fills > 0 and "\n  trades " in summary and "\n  GPU-h traded " in summary and "{" not in summary
 
 
 def test_readme_message_tables_equal_the_protocol_module():

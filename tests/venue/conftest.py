@@ -24,11 +24,11 @@ class LiveVenue:
     """Engine (with the package auction) over the default listing anchored at the current hour, feeds,
     gateway counting trades."""
 
-    def __init__(self, firms=DEFAULT_FIRMS):
+    def __init__(self, firms=DEFAULT_FIRMS, order_entry=LOOPBACK, market_data=LOOPBACK, snapshots=LOOPBACK):
         instruments = load_listing(None).instruments(time.time_ns() // NS_PER_HOUR * NS_PER_HOUR)
         self.engine = Market(Exchange(instruments, len(firms)))
-        self.publisher = FeedPublisher(instruments, LOOPBACK, LOOPBACK).start()
-        self.gateway = Gateway(GatewayConfig.for_tests(firms=list(firms)), self.engine)
+        self.publisher = FeedPublisher(instruments, market_data, snapshots).start()
+        self.gateway = Gateway(GatewayConfig.for_tests(firms=list(firms), order_entry=order_entry), self.engine)
         self.gateway.on_events = count_trades(self.publisher.on_events, self.gateway.stats)
         self.gateway.start()
 

@@ -83,7 +83,7 @@ def test_serve_and_simulate_trade_clear_auctions_and_agree_with_the_journal(tmp_
                 placed = True
         sim_out = sim.communicate(timeout=30)[0]
         assert sim.returncode == 0, sim_out
-        assert "firms trading through" in sim_out and "GPU-h filled" in sim_out
+        assert "firms trading through" in sim_out and "GPU-h bought / sold" in sim_out
         quiet_until = time.monotonic() + 2.5  # heartbeats reveal any lost tail; the client resyncs by itself
         while time.monotonic() < quiet_until:
             feed.poll(20)

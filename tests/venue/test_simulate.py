@@ -12,6 +12,7 @@ from feeds.client import FeedClient
 from gateway.admin_cli import admin_request
 from gateway.admin_protocol import AdminRequest
 from gateway.simulate import POPULATION, Simulation
+from tests.journal.test_crash_gateway import free_ports
 from tests.venue.conftest import LiveVenue
 
 
@@ -54,12 +55,33 @@ def test_simulated_firms_trade_every_accelerator_then_cancel_and_log_out():
         venue.close()
 
 
-def test_simulation_without_a_feed_gives_up_and_says_so(monkeypatch):
-    monkeypatch.setattr("gateway.simulate.SYNC_TIMEOUT_S", 0.3)
+def test_simulation_without_a_feed_waits_then_gives_up_and_says_so():
     out = io.StringIO()
-    sim = Simulation("tcp://127.0.0.1:9", "tcp://127.0.0.1:9", "tcp://127.0.0.1:9", load_listing(None), out=out)
+    sim = Simulation("tcp://127.0.0.1:9", "tcp://127.0.0.1:9", "tcp://127.0.0.1:9", load_listing(None), out=out,
+                     wait_s=1.5)
     assert sim.run(threading.Event()) == 2
-    assert "no market-data snapshot" in out.getvalue()
+    text = out.getvalue()
+    assert "cx simulate: waiting for the venue (a market-data snapshot from tcp://127.0.0.1:9), for 1.5 s" in text
+    assert "no market-data snapshot from tcp://127.0.0.1:9 within 1.5s" in text
+
+
+def test_simulation_started_before_the_venue_waits_for_it_and_trades():
+    """The venue comes up 2 s after the simulation started (as on a first run's compile): it waits, then trades."""
+    out = io.StringIO()
+    gateway, feed, snaps = (f"tcp://127.0.0.1:{port}" for port in free_ports(3))
+    sim = Simulation(gateway, feed, snaps, load_listing(None), hours=1, out=out, wait_s=30)
+    venue = None
+    thread = threading.Thread(target=sim.run, args=(threading.Event(), 2.0))
+    thread.start()
+    try:
+        time.sleep(2)
+        venue = LiveVenue(order_entry=gateway, market_data=feed, snapshots=snaps)
+        thread.join(60)
+    finally:
+        if venue is not None:
+            venue.close()
+    text = out.getvalue()
+    assert "waiting for the venue" in text and "firms trading through" in text
 
 
 def test_firms_missing_from_the_venues_configuration_are_left_out_and_named():
