@@ -23,8 +23,13 @@ $(STAMP): $(LOCK) pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# make run journals to $(JOURNAL) (a fresh journal each run; the previous run's is kept as $(JOURNAL).previous),
+# so `cx positions` reads it with no arguments; `make run JOURNAL=` runs without a journal.
+JOURNAL ?= state/journal
+
 run: install
-	$(VENV)/bin/cx serve --simulate
+	@if [ -n "$(JOURNAL)" ] && [ -d "$(JOURNAL)" ]; then rm -rf "$(JOURNAL).previous" && mv "$(JOURNAL)" "$(JOURNAL).previous"; fi
+	$(VENV)/bin/cx serve --simulate $(if $(JOURNAL),--journal $(JOURNAL))
 
 test: install
 	$(PY) -m pytest

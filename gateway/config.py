@@ -38,6 +38,7 @@ import msgspec
 import zmq.auth
 
 DEFAULT_FIRMS = ("DEMO", "ALPHA", "BETA", "GAMMA", "MM1", "MM2", "LAB1", "LAB2", "PROV1", "PROV2")
+DEFAULT_JOURNAL = "state/journal"  # where `make run` journals (relative to the checkout; ignored by git)
 _FIRM_NAME = re.compile(r"[A-Z][A-Z0-9_-]{0,31}")
 
 

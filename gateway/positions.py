@@ -1,4 +1,7 @@
-"""``cx positions FIRM --journal DIR`` (or ``--all``): the end-of-day report of what firms traded, from the journal.
+"""``cx positions [FIRM] [--journal DIR]``: the end-of-day report of what firms traded, from the journal.
+
+Without FIRM (or with ``--all``) every firm with fills; the journal defaults to ``state/journal``, where
+``make run`` journals.
 
 The journal is the truth: the report replays it (``engine.sequencer.replay_journal``,
 through a fresh engine, checkpoints verified) and folds every ``Fill`` event (continuous
@@ -35,7 +38,7 @@ from engine.codes import EventKind, PackageEventKind, Side
 from engine.instruments import Instrument, format_hour
 from engine.journal import JournalError
 from engine.sequencer import replay_journal
-from gateway.config import ConfigError, load_config
+from gateway.config import DEFAULT_JOURNAL, ConfigError, load_config
 from gateway.units import format_notional, format_price, format_qty
 
 
@@ -139,7 +142,7 @@ def cmd_positions(args: argparse.Namespace) -> int:
         print(f"cx positions: {exc}", file=sys.stderr)
         return 2
     names = [f.name for f in config.firms]
-    if args.all:
+    if args.all or args.firm is None:
         firms = book.firms()
     elif args.firm in names:
         firms = [names.index(args.firm)]
@@ -156,10 +159,12 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("positions", help="end-of-day positions of a firm (or all) from the journal",
                        description="Replay a journal; print per firm, instrument and delivery hour the GPU-hours "
                                    "bought and sold, average prices, net GPUs to receive or deliver and the cash.")
-    who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("firm", nargs="?", metavar="FIRM", help="a firm of the gateway configuration")
-    who.add_argument("--all", action="store_true", help="every firm with fills")
-    p.add_argument("--journal", metavar="DIR", required=True, help="the journal directory of `cx serve --journal`")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("firm", nargs="?", metavar="FIRM", help="a firm of the gateway configuration (default: all)")
+    who.add_argument("--all", action="store_true", help="every firm with fills (the default)")
+    p.add_argument("--journal", metavar="DIR", default=DEFAULT_JOURNAL,
+                   help="the journal directory of `cx serve --journal` (default %(default)s, where `make run` "
+                        "journals)")
     p.add_argument("--config", metavar="FILE", default=None, help="the gateway TOML the venue ran with "
                                                                   "(firm names; default: built-in)")
     p.add_argument("--tick", default="0.001", help="dollars per tick of the listing (default 0.001)")

@@ -181,8 +181,11 @@ def cmd_top(args: argparse.Namespace) -> int:
             return 0
         out.write(HIDE_CURSOR + CLEAR_SCREEN)
         while True:
-            rows = args.rows or max(shutil.get_terminal_size().lines - HEADER_LINES, 1)
-            out.write(HOME + "".join(line + CLEAR_LINE + "\n" for line in board.frame(rows)) + CLEAR_BELOW)
+            size = shutil.get_terminal_size()
+            rows = args.rows or max(size.lines - HEADER_LINES, 1)
+            # lines cut, never wrapped, and no newline after the last: either would scroll the header off
+            out.write(HOME + "\n".join(line[: size.columns - 1] + CLEAR_LINE for line in board.frame(rows))
+                      + CLEAR_BELOW)
             out.flush()
             until = time.monotonic() + args.interval
             while (left := until - time.monotonic()) > 0:

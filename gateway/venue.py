@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import json
 import logging
+import sys
 import threading
 import time
 from pathlib import Path
@@ -39,14 +40,16 @@ from engine.core import entry
 from engine.exchange import Exchange
 from engine.exchange import warm_up as exchange_warm_up
 from engine.instruments import NS_PER_HOUR
-from engine.listing import load_listing
+from engine.journal import JournalError
+from engine.listing import ListingError, load_listing
 from engine.sequencer import JournaledExchange, replay_journal
+from engine.snapshot import SnapshotError
 from feeds import fold
 from feeds.fold import warm_up as feed_warm_up
 from feeds.protocol import write_schema as write_feed_schema
 from feeds.publisher import FeedPublisher
 from gateway import protocol
-from gateway.config import load_config
+from gateway.config import ConfigError, load_config
 from gateway.server import Gateway
 from gateway.simulate import Simulation
 from gateway.units import format_elapsed, format_qty
@@ -106,6 +109,15 @@ def is_cached(dispatcher) -> bool:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the venue; a configuration, listing, journal or port that cannot be used is one line and exit 2."""
+    try:
+        return serve(args)
+    except (ConfigError, ListingError, JournalError, SnapshotError, OSError, zmq.ZMQError) as exc:
+        print(f"cx serve: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return 2
+
+
+def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = load_config(args.config)
     listing = load_listing(args.listing)
