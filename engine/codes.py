@@ -170,6 +170,8 @@ class Outcome(IntEnum):
     AT_PRICE = 4  # rejected with zero surplus at the prices (limit == price of its bundle)
     PARADOXICALLY_REJECTED = 5  # in the money at the prices, rejected (packages only)
     INVALID = 6  # refused by validation; see reject_reason
+    NO_SUPPLY = 7  # a package bid: every alternative has an hour in which nothing was offered (no order, no offer)
+    NO_DEMAND = 8  # a package offer: an hour of its block that nobody bid for
 
 
 class AuctionStatus(IntEnum):

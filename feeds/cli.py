@@ -61,7 +61,7 @@ def format_solve_time(us: int) -> str:
 
 
 def format_auction_status(status: int) -> str:
-    """``engine.auction.clearing.AuctionStatus``: OPTIMAL, FEASIBLE (a code it does not know as a number)."""
+    """``engine.codes.AuctionStatus``: OPTIMAL, FEASIBLE (a code it does not know as a number)."""
     try:
         return AuctionStatus(status).name
     except ValueError:

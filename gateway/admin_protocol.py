@@ -32,7 +32,7 @@ class AuctionSummary(msgspec.Struct, frozen=True):
 
     auction: int  # the auction number
     indicative: bool
-    status: int  # engine.auction.clearing.AuctionStatus: 1 proven optimal within the gap, 2 feasible
+    status: int  # engine.codes.AuctionStatus: 1 proven optimal within the gap, 2 feasible
     surplus: int  # ticks
     accepted: int  # packages accepted
     not_accepted: int  # packages left live

@@ -1087,6 +1087,11 @@ def _format_package_report(msg: Any, px: Any) -> str:
                 f"{format_qty(msg.qty)} {msg.symbol} @ {px(msg.price)} = ${px(msg.amount)} (alternative "
                 f"{msg.alternative}{', last leg' if msg.last else ''})")
     if isinstance(msg, PackageNotFilled):
+        if msg.reason in (Outcome.NO_SUPPLY, Outcome.NO_DEMAND):
+            nobody = "nothing was offered in an hour of every alternative" if msg.reason == Outcome.NO_SUPPLY \
+                else "nobody bid for an hour of the block"
+            return (f"not filled package {msg.package_id} in auction {msg.auction}: {_name(Outcome, msg.reason)}; "
+                    f"{nobody}; still live")
         return (f"not filled package {msg.package_id} in auction {msg.auction}: {_name(Outcome, msg.reason)}; best "
                 f"alternative {msg.alternative} costs ${px(msg.price)} at the auction's prices, "
                 f"{'limit' if kind == 'bid' else 'minimum'} ${px(msg.limit)}; still live")

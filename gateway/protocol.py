@@ -337,7 +337,7 @@ class PackageNotFilled(_Message):
     client_order_id: int
     side: Side
     auction: int
-    reason: Outcome  # LIMIT_BELOW_PRICE, AT_PRICE, PARADOXICALLY_REJECTED
+    reason: Outcome  # LIMIT_BELOW_PRICE, AT_PRICE, PARADOXICALLY_REJECTED, NO_SUPPLY, NO_DEMAND
     alternative: int  # its best alternative at the prices
     limit: int  # that alternative's limit (offer: minimum total), ticks
     price: int  # that alternative's cost at the clearing prices, ticks

@@ -102,7 +102,7 @@ from engine.codes import (
     Side,
     TimeInForce,
 )
-from engine.instruments import NS_PER_HOUR, NS_PER_SECOND
+from engine.instruments import NS_PER_HOUR, NS_PER_SECOND, ProductKey
 from engine.records import COMMAND_DTYPE, EVENT_DTYPE
 from engine.sequencer import JournaledExchange
 from gateway import protocol as p
@@ -202,6 +202,7 @@ class Gateway:
         self.firm_ids = {f.name: i for i, f in enumerate(config.firms)}
         self.instruments = {ins.instrument_id: ins for ins in engine.instruments}
         self.lookup = instrument_lookup(engine.instruments)
+        self.products = {ins.product for ins in engine.instruments}
         starts = [ins.delivery_start_ns for ins in engine.instruments]
         self._listed_span = (min(starts, default=0), max(starts, default=0) + NS_PER_HOUR)
         self.auctions = runs_auctions(engine)
@@ -561,6 +562,9 @@ class Gateway:
             lookup = _OpenHours(self.lookup, self.instruments, now)
             first, end = self._listed_span
             for r in m.bid:  # the window clipped to the listed hours: its expansion costs O(listed hours x hours)
+                if (text := self._unlisted(r.accelerator, r.region, r.service_class)) is not None:
+                    return self._reject_package(s, m.client_order_id, side, AuctionReject.UNKNOWN_INSTRUMENT, now,
+                                                text=text)
                 request = EngineBlockRequest(r.accelerator, r.region, r.service_class, r.gpus, r.hours,
                                              max(r.window_start, first), min(r.window_end, end), r.max_price)
                 reason = AuctionReject.TOO_MANY_LEGS if r.hours > p.MAX_PACKAGE_LEGS else \
@@ -570,6 +574,9 @@ class Gateway:
                 alts.extend(expand_block_request(request, lookup))
         else:
             o = m.offer
+            if (text := self._unlisted(o.accelerator, o.region, o.service_class)) is not None:
+                return self._reject_package(s, m.client_order_id, side, AuctionReject.UNKNOWN_INSTRUMENT, now,
+                                            text=text)
             reason = AuctionReject.TOO_MANY_LEGS if o.hours > p.MAX_PACKAGE_LEGS else \
                 AuctionReject.NEGATIVE_MINIMUM if o.min_price < 0 else AuctionReject.NONE
             if reason:
@@ -581,6 +588,17 @@ class Gateway:
             if first_hour is not None and o.min_price % first_hour.price_increment:
                 return self._reject_package(s, m.client_order_id, side, AuctionReject.LIMIT_OFF_TICK, now)
         self._submit_package(s, m.client_order_id, side, alts, m.tif, m.expire_ts, now)
+
+    def _unlisted(self, accelerator: str, region: str, service_class: str) -> str | None:
+        """Why a block's product is not listed (which of its three names is unknown), or None. O(products)."""
+        if ProductKey(accelerator, region, service_class) in self.products:
+            return None
+        for name, value, known in (("accelerator", accelerator, {k.accelerator for k in self.products}),
+                                   ("region", region, {k.region for k in self.products}),
+                                   ("service class", service_class, {k.service_class for k in self.products})):
+            if value not in known:
+                return f"{name} {value!r} is not listed (listed: {', '.join(sorted(known))})"
+        return f"{accelerator}.{region}.{service_class} is not a listed product"
 
     def _admit_package(self, s: Session, clid: int, side: int, now: int) -> bool:
         """The gateway's own refusals, before any work on the package: no auction, kill switch, throttle."""

@@ -55,11 +55,15 @@ def parse_qty(text: str | int) -> int:
         qty = text
     else:
         cleaned = text.strip().replace(",", "").replace("_", "")
-        if not cleaned.isdigit():
+        digits = cleaned[1:] if cleaned[:1] in "+-" else cleaned
+        if not digits.isdigit():
             raise ValueError(f"{text!r} is not a whole number of GPUs")
         qty = int(cleaned)
-    if qty <= 0:
-        raise ValueError(f"quantity must be positive, not {qty}")
+    if qty < 0:
+        raise ValueError(f"quantity {qty} is negative: a quantity is a positive number of GPUs (the side says "
+                         "buy or sell)")
+    if qty == 0:
+        raise ValueError("quantity must be positive, not 0")
     return qty
 
 

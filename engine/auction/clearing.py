@@ -344,6 +344,11 @@ class _Problem:
         for n in self.div_valid:
             active.add(self.divs[n].instrument)
         self.active = sorted(active)
+        # instruments something is offered in / wanted in (to tell a bidder that nothing was offered)
+        self.offered = {i for c in range(self.n_pkg) if self.col_sign[c] < 0 for i, _ in self.col_legs[c]} | {
+            self.divs[n].instrument for n in self.div_valid if isinstance(self.divs[n], DivisibleOffer)}
+        self.wanted = {i for c in range(self.n_pkg) if self.col_sign[c] > 0 for i, _ in self.col_legs[c]} | {
+            self.divs[n].instrument for n in self.div_valid if isinstance(self.divs[n], DivisibleBid)}
         self.row_of = {i: r for r, i in enumerate(self.active)}
         self.div_bids: dict[int, list[tuple[int, int, int, int]]] = {i: [] for i in self.active}
         self.div_offers: dict[int, list[tuple[int, int, int, int]]] = {i: [] for i in self.active}
@@ -1302,7 +1307,8 @@ def _result(pb, chosen, pricing, fills, total, first_surplus, proven, gap, round
             continue
         best = max(range(len(cols)), key=lambda a: (pb.col_value[cols[a]] - cost(cols[a]), -a))
         s = pb.col_value[cols[best]] - cost(cols[best])
-        why = _rejected_outcome(s)
+        unsupplied = all(any(i not in pb.offered for i, _ in pb.col_legs[c]) for c in cols)
+        why = Outcome.NO_SUPPLY if unsupplied else _rejected_outcome(s)
         n_prb += why == Outcome.PARADOXICALLY_REJECTED
         prb_loss += max(0, s)
         outcomes.append(
@@ -1334,7 +1340,7 @@ def _result(pb, chosen, pricing, fills, total, first_surplus, proven, gap, round
             why = Outcome.ACCEPTED
         else:
             s = rev - o.min_total
-            why = _rejected_outcome(s)
+            why = Outcome.NO_DEMAND if any(i not in pb.wanted for i, _ in pb.col_legs[c]) else _rejected_outcome(s)
             n_prb += why == Outcome.PARADOXICALLY_REJECTED
             prb_loss += max(0, s)
         outcomes.append(

@@ -448,3 +448,13 @@ def test_cx_package_buy_sell_wait_and_cancel(capsys):
         assert out.startswith("auction 2: optimal") and "0 packages accepted" in out
     finally:
         venue.close()
+
+
+def test_a_block_of_an_unlisted_accelerator_region_or_class_is_refused_naming_it(venue):
+    a = venue.client("ALPHA")
+    b300 = p.NewBlockPackage(1, bid=[block_bid(2, "2026-12-01T14", "2026-12-01T20", 8, 3000, "B300")])
+    r = rejected(a, b300)
+    assert r.reason == AuctionReject.UNKNOWN_INSTRUMENT and "accelerator 'B300' is not listed (listed: " in r.text
+    mars = p.NewBlockPackage(2, offer=p.BlockOffer("H100", "MARS", 8, 2, parse_hour("2026-12-01T14"), 2000))
+    r = rejected(a, mars)
+    assert r.reason == AuctionReject.UNKNOWN_INSTRUMENT and "region 'MARS' is not listed" in r.text

@@ -414,6 +414,10 @@ def test_units_formatting():
     for bad in ("0", "-5", "1.5", "x"):
         with pytest.raises(ValueError):
             parse_qty(bad)
+    with pytest.raises(ValueError, match="quantity -5 is negative"):
+        parse_qty("-5")
+    with pytest.raises(ValueError, match="is not a whole number of GPUs"):
+        parse_qty("1.5")
 
 
 def test_rolling_window_keeps_exactly_the_next_window_hours_open():
