@@ -19,9 +19,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from enum import IntEnum
 from typing import TextIO
 
-from engine.codes import AuctionStatus
+from engine.codes import AuctionStatus, InstrumentStatus
 from feeds import protocol as fp
 from feeds.client import FeedClient, LocalBook
 from gateway.units import format_notional, format_price, format_qty
@@ -33,7 +34,7 @@ SIDE = ("BID", "ASK")
 def format_book(book: LocalBook, levels: int, tick: str, l3: bool = False) -> str:
     """The top ``levels`` of each side, asks above bids, as a small table."""
     bids, asks = book.depth(levels)
-    lines = [f"{book.symbol}  seq {book.seq}  status {book.status}"]
+    lines = [f"{book.symbol}  seq {book.seq}  status {code_name(InstrumentStatus, book.status)}"]
     lines.append(f"  {'side':<4} {'price':>10} {'qty':>8} {'orders':>6}")
     for price, qty, count in reversed(asks):
         lines.append(f"  {'ASK':<4} {format_price(price, tick):>10} {format_qty(qty):>8} {count:>6}")
@@ -60,12 +61,17 @@ def format_solve_time(us: int) -> str:
     return f"{us / 1000:,.1f} ms" if us else "solve time unknown"
 
 
+def code_name(codes: type[IntEnum], value: int) -> str:
+    """The name of an ``engine.codes`` value (``OPEN``), or the number of a code this version does not know."""
+    try:
+        return codes(value).name
+    except ValueError:
+        return f"{codes.__name__} {value}"
+
+
 def format_auction_status(status: int) -> str:
     """``engine.codes.AuctionStatus``: OPTIMAL, FEASIBLE (a code it does not know as a number)."""
-    try:
-        return AuctionStatus(status).name
-    except ValueError:
-        return f"status {status}"
+    return code_name(AuctionStatus, status)
 
 
 def format_auction_result(m: fp.AuctionResult, tick: str) -> str:
@@ -83,7 +89,7 @@ def format_update(m, tick: str) -> str | None:
     if isinstance(m, fp.LevelUpdate):
         return f"LEVEL  {SIDE[m.side]} {format_price(m.price, tick)} -> {format_qty(m.qty)} ({m.count} orders)"
     if isinstance(m, fp.InstrumentStatus):
-        return f"STATUS {m.status}"
+        return f"STATUS {code_name(InstrumentStatus, m.status)}"
     if isinstance(m, fp.AuctionPrice):
         return format_auction_price(m, tick)
     if isinstance(m, fp.AuctionResult):

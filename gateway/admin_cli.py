@@ -31,8 +31,9 @@ import time
 
 import zmq
 
-from gateway.admin_protocol import AdminReply, AdminRequest, VenueStatus, admin_encoder, reply_decoder
-from gateway.units import format_price, format_qty, format_ts
+from feeds.cli import format_auction_status, format_solve_time
+from gateway.admin_protocol import AdminReply, AdminRequest, AuctionSummary, VenueStatus, admin_encoder, reply_decoder
+from gateway.units import format_notional, format_price, format_qty, format_ts
 from gateway.waiting import add_wait_argument, wait_for
 
 DEFAULT_ADMIN = "tcp://127.0.0.1:5558"
@@ -107,12 +108,25 @@ def cmd_admin(args: argparse.Namespace) -> int:
     except AdminUnreachable as exc:
         print(f"cx admin: {exc}", file=sys.stderr)
         return 2
-    print(reply.text, file=sys.stdout if reply.ok else sys.stderr)
-    if reply.auction is not None and reply.auction.traded:
-        width = max(len(s) for s, _, _ in reply.auction.traded)
-        for symbol, price, volume in reply.auction.traded:
-            print(f"  {symbol:<{width}} {format_price(price):>9} {format_qty(volume):>7} GPUs")
+    if reply.auction is None:
+        print(reply.text, file=sys.stdout if reply.ok else sys.stderr)
+    else:
+        print(format_auction_summary(reply.auction, args.tick))
     return 0 if reply.ok else 1
+
+
+def format_auction_summary(a: AuctionSummary, tick: str) -> str:
+    """An auction's summary in dollars (as ``cx top`` and ``cx web`` show it), then its traded hours."""
+    volume = sum(v for _, _, v in a.traded)
+    lines = [f"auction {a.auction}{' (indicative)' if a.indicative else ''}: {format_auction_status(a.status).lower()} "
+             f"(gap {a.gap_ppm} ppm), {a.accepted} packages accepted, {a.not_accepted} not "
+             f"({a.paradoxically_rejected} paradoxically rejected), surplus ${format_notional(a.surplus, 1, tick)} "
+             f"(individual rationality cost ${format_notional(a.ir_cost, 1, tick)}), {len(a.traded)} instruments "
+             f"traded, {format_qty(volume)} GPU-h, {format_solve_time(a.solve_us)}"]
+    width = max((len(s) for s, _, _ in a.traded), default=0)
+    lines += [f"  {symbol:<{width}} {format_price(price, tick):>9} {format_qty(v):>7} GPUs"
+              for symbol, price, v in a.traded]
+    return "\n".join(lines)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -138,6 +152,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _admin_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--admin", default=DEFAULT_ADMIN, help="the gateway's admin endpoint (default %(default)s)")
     add_wait_argument(p, "--timeout")
+    p.add_argument("--tick", default="0.001", help="dollars per tick of the listing (default 0.001)")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

@@ -39,6 +39,7 @@ def test_cx_feed_once_prints_the_book_of_the_symbol(fv):
     assert args.func(args, out) == 0
     text = out.getvalue()
     assert SYMBOL in text and "2.450" in text and "2.500" in text and "BID order" in text
+    assert "status OPEN" in text  # a name, not the code
 
 
 def test_cx_feed_without_a_snapshot_fails_after_the_timeout(fv):
@@ -70,6 +71,7 @@ def test_update_lines_for_trades_levels_and_auctions():
     assert format_update(fp.Trade("S", 1, 1, 1, 1, 7, 0, 2450, 3), "0.001").startswith("TRADE  3 @ 2.450")
     assert "BID 2.450 -> 0" in format_update(fp.LevelUpdate("S", 1, 1, 1, 1, 0, 2450, 0, 0), "0.001")
     assert format_update(fp.Heartbeat("S", 1, 1, 1, 1), "0.001") is None
+    assert format_update(fp.InstrumentStatus("S", 1, 1, 1, 1, 2), "0.001") == "STATUS HALTED"
     assert format_update(fp.AuctionPrice("S", 1, 1, 1, 1, 7, 1, 2450, 30), "0.001") == "INDICATIVE #7 2.450 (30 GPUs)"
     line = format_update(fp.AuctionResult(fp.AUCTION_SYMBOL, 1, 1, 1, 1, 7, 0, 2, 1_234_000, 3, 0, 1, 500, 100, 0),
                          "0.001")

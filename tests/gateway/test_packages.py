@@ -446,6 +446,7 @@ def test_cx_package_buy_sell_wait_and_cancel(capsys):
         assert main(["admin", "auction", "now", "--admin", venue.gateway.admin_endpoint]) == 0
         out = capsys.readouterr().out
         assert out.startswith("auction 2: optimal") and "0 packages accepted" in out
+        assert "surplus $0.000" in out and "ticks" not in out  # money in dollars, as cx top and cx web show it
     finally:
         venue.close()
 
