@@ -389,7 +389,9 @@ class FeedClient:
             self.stats["undecodable"] += 1
             return
         for m in msgs:
-            if type(m) is fp.SnapshotEnd:
+            if type(m) is fp.SnapshotRejected:  # never for this client's own requests; counted, the timer retries
+                self.stats["snapshot_rejected"] += 1
+            elif type(m) is fp.SnapshotEnd:
                 snap, self._snap = self._snap, []
                 # a newer session: the publisher restarted, resync (this reply answered a request of the old one)
                 if m.session == self.session or (self.session is None and self._adopt(m.session)):

@@ -12,9 +12,15 @@ Transport:
   subscriptions on the symbol: ``b""`` everything, ``b"H100.US-EAST."`` one
   product and region, a whole symbol one instrument, ``b"AUCTION"`` the
   auction results. A frame is delivered or lost whole;
-* snapshot service: a ROUTER; the client (DEALER) sends one ``SnapshotRequest``,
-  the reply is one or more frames, each a msgpack array of snapshot messages,
-  the last holding ``SnapshotEnd`` with the request's ``request_id``.
+* snapshot service: a ROUTER; the client (a DEALER: the reply is several
+  ZeroMQ messages, which a REQ socket cannot receive, so REQ gets nothing)
+  sends one ``SnapshotRequest`` as a single frame (a DEALER may pipeline
+  several); the reply is one or more frames, each a msgpack array of snapshot
+  messages, the last holding ``SnapshotEnd`` with the request's
+  ``request_id``. ``symbols`` are exact symbols (feed subscriptions are
+  prefixes; a snapshot request is not): an unlisted one is named in
+  ``SnapshotEnd.unknown``. A request that cannot be read is answered with one
+  frame holding ``SnapshotRejected`` alone.
 
 Messages: L1 ``TopOfBook``; L2 ``LevelUpdate``; L3 ``OrderAdded``,
 ``OrderExecuted``, ``OrderReduced``, ``OrderDeleted``, ``OrderReplaced``;
@@ -279,7 +285,16 @@ FeedMessage = (
     TopOfBook | LevelUpdate | OrderAdded | OrderExecuted | OrderReduced | OrderDeleted | OrderReplaced | Trade
     | InstrumentStatus | Heartbeat | AuctionPrice | AuctionResult
 )
-SnapshotMessage = SnapshotInstrument | SnapshotLevel | SnapshotOrder | SnapshotAuction | SnapshotEnd
+class SnapshotRejected(_Message, frozen=True):
+    """The whole reply to a request the service could not read (not msgpack, not a ``SnapshotRequest``, a field
+    of the wrong type): nothing else is sent for it. ``request_id`` is the request's if it could be read, else -1."""
+
+    request_id: int
+    session: int
+    text: str  # what was wrong, e.g. "Expected `int`, got `str` - at `$.request_id`"
+
+
+SnapshotMessage = SnapshotInstrument | SnapshotLevel | SnapshotOrder | SnapshotAuction | SnapshotEnd | SnapshotRejected
 
 FEED_CLASSES = (TopOfBook, LevelUpdate, OrderAdded, OrderExecuted, OrderReduced, OrderDeleted, OrderReplaced, Trade,
                 InstrumentStatus, Heartbeat, AuctionPrice, AuctionResult)  # position = the message code (feeds.fold)

@@ -311,9 +311,9 @@ class FeedPublisher:
         rid = frames[0]
         try:
             request = fp.request_decoder.decode(frames[-1])
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             self.stats["bad_requests"] += 1
-            reply = [fp.SnapshotEnd(-1, self.session, self.last_event_seq, self.last_ts, 0)]
+            reply = [fp.SnapshotRejected(_request_id_of(frames[-1]), self.session, f"not a SnapshotRequest: {exc}")]
         else:
             reply = self.snapshot(request)
         self.stats["snapshots"] += 1
@@ -323,3 +323,13 @@ class FeedPublisher:
             except zmq.ZMQError:
                 self.stats["snapshot_send_dropped"] += 1
                 return
+
+
+def _request_id_of(frame: bytes) -> int:
+    """The ``request_id`` of an unreadable request when its map still has an integer one, else -1."""
+    try:
+        raw = msgspec.msgpack.decode(frame)
+    except msgspec.DecodeError:
+        return -1
+    rid = raw.get("request_id") if isinstance(raw, dict) else None
+    return rid if type(rid) is int and -(2**63) <= rid < 2**63 else -1

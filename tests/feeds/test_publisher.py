@@ -6,6 +6,7 @@ import json
 import random
 import time
 
+import msgspec
 import numpy as np
 import zmq
 
@@ -119,7 +120,7 @@ def test_frames_are_msgspec_encodings_of_the_messages_split_per_instrument_and_t
     schema = fp.json_schema()
     names = set(schema["$defs"])
     for cls in (*fp.FEED_CLASSES, fp.SnapshotInstrument, fp.SnapshotLevel, fp.SnapshotOrder, fp.SnapshotAuction,
-                fp.SnapshotEnd, fp.SnapshotRequest):
+                fp.SnapshotEnd, fp.SnapshotRejected, fp.SnapshotRequest):
         assert cls.__name__ in names
     assert "firm" not in str(schema)
     assert contract(json.loads(fp.SCHEMA_PATH.read_text())) == contract(json.loads(json.dumps(schema)))  # committed
@@ -165,3 +166,39 @@ def test_a_publisher_that_missed_the_start_counts_what_it_cannot_fold_and_keeps_
         assert late.seq(late.symbols[0]) == late.published > 0
     finally:
         late.stop()
+
+
+def test_snapshot_service_answers_a_dealer_rejects_malformed_requests_by_type_and_gives_a_req_nothing():
+    engine = Exchange(make_instruments(), 3)
+    pub = FeedPublisher(engine.instruments, LOOPBACK, LOOPBACK).start()
+    symbol = engine.instruments[0].symbol
+    ctx = zmq.Context()
+    try:
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.connect(pub.snapshot_endpoint)
+
+        def reply_to(frame: bytes) -> list:
+            dealer.send(frame)
+            out: list = []
+            while not out or type(out[-1]) not in (fp.SnapshotEnd, fp.SnapshotRejected):
+                assert dealer.poll(5000), "no reply from the snapshot service"
+                out += fp.snapshot_frame_decoder.decode(dealer.recv())
+            return out
+
+        good = reply_to(fp.encoder.encode(fp.SnapshotRequest(7, [symbol, symbol[:4]])))
+        assert type(good[0]) is fp.SnapshotInstrument and good[-1].request_id == 7
+        assert good[-1].unknown == [symbol[:4]]  # symbols are exact: a prefix names no instrument
+        for frame, rid in ((b"\xc1 not msgpack", -1), (msgspec.msgpack.encode({"type": "SnapshotRequest"}), -1),
+                           (msgspec.msgpack.encode({"type": "SnapshotRequest", "request_id": 5, "symbols": 3}), 5)):
+            [rejected] = reply_to(frame)
+            assert type(rejected) is fp.SnapshotRejected and rejected.request_id == rid
+            assert rejected.session == pub.session and rejected.text.startswith("not a SnapshotRequest: ")
+        req = ctx.socket(zmq.REQ)  # the reply is several ZeroMQ messages without REQ's envelope: REQ gets nothing
+        req.setsockopt(zmq.LINGER, 0)
+        req.connect(pub.snapshot_endpoint)
+        req.send(fp.encoder.encode(fp.SnapshotRequest(8, [symbol])))
+        assert not req.poll(500)
+    finally:
+        pub.stop()
+        ctx.destroy(linger=0)
