@@ -1068,7 +1068,9 @@ def format_report(msg: Any, tick: Decimal | str = DEFAULT_TICK) -> str:
     if isinstance(msg, SystemEvent):
         return f"{when}system     {msg.code}: {msg.text}"
     if isinstance(msg, ProtocolError):
-        return f"protocol error: {msg.text}"
+        about = " ".join(x for x in (msg.message_type, "" if msg.client_order_id is None
+                                     else f"client id {msg.client_order_id}") if x)
+        return f"protocol error{f' ({about})' if about else ''}: {msg.text}"
     return repr(msg)
 
 

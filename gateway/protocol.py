@@ -345,6 +345,8 @@ class PackageNotFilled(_Message):
 
 class ProtocolError(_Message):
     text: str  # what was wrong with the frame; the frame had no other effect
+    message_type: str = ""  # the ``type`` of the message it refers to, when the frame shows one ("" if not)
+    client_order_id: Int64 | None = None  # that message's client order id, when it has a readable one
 
 
 ServerMessage = (
@@ -370,6 +372,22 @@ def decode_client_frame(frame) -> list:
     """The client messages in one frame, in order. Raises msgspec.DecodeError / ValidationError."""
     out = client_frame_decoder.decode(frame)
     return out if isinstance(out, list) else [out]
+
+
+def what_it_was(frame) -> tuple[str, int | None]:
+    """(``type``, ``client_order_id``) of the first message of a frame that did not decode, as far as the frame
+    shows them (``""`` / None where it does not): what a ``ProtocolError`` names. O(frame)."""
+    try:
+        raw = msgspec.msgpack.decode(frame)
+    except msgspec.DecodeError:
+        return "", None
+    if isinstance(raw, list) and raw:
+        raw = raw[0]
+    if not isinstance(raw, dict):
+        return "", None
+    kind, clid = raw.get("type"), raw.get("client_order_id")
+    readable = type(clid) is int and -(2**63) <= clid < 2**63
+    return (kind if isinstance(kind, str) else "")[:64], clid if readable else None
 
 
 def join_encoded(payloads: list[bytes]) -> bytes:

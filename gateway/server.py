@@ -347,7 +347,7 @@ class Gateway:
         try:
             msgs = self._decode(frame.buffer)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            return self._protocol_error(rid, f"undecodable message: {exc}")
+            return self._protocol_error(rid, f"undecodable message: {exc}", *p.what_it_was(frame.buffer))
         if not msgs:
             return self._protocol_error(rid, "a frame must hold at least one message")
         for msg in msgs:
@@ -356,14 +356,15 @@ class Gateway:
                 continue
             session = self.sessions.by_routing_id.get(rid)
             if session is None:
-                return self._protocol_error(rid, "not logged on")
+                return self._protocol_error(rid, "not logged on", type(msg).__name__,
+                                            getattr(msg, "client_order_id", None))
             session.last_heard_ns = now
             self._handlers[type(msg)](session, msg, now)
 
-    def _protocol_error(self, rid: bytes, text: str) -> None:
+    def _protocol_error(self, rid: bytes, text: str, message_type: str = "", clid: int | None = None) -> None:
         self.stats["protocol_errors"] += 1
         log.debug("protocol error from %r: %s", rid, text)
-        self._send(rid, self._encode(p.ProtocolError(text[:200])))
+        self._send(rid, self._encode(p.ProtocolError(text[:200], message_type, clid)))
 
     def _send(self, rid: bytes, payload: bytes) -> None:
         try:

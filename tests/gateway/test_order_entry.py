@@ -21,7 +21,25 @@ def test_logon_of_a_registered_firm_is_accepted_and_of_an_unknown_firm_rejected(
 def test_messages_before_logon_get_a_protocol_error_and_change_nothing(venue):
     c = venue.client()
     c.send(p.NewOrder(1, SYMBOL, Side.BUY, 5, 2000))
-    assert isinstance(c.expect(p.ProtocolError), p.ProtocolError)
+    err = c.expect(p.ProtocolError)
+    assert (err.text, err.message_type, err.client_order_id) == ("not logged on", "NewOrder", 1)
+    assert venue.engine.best_bid(venue.gateway.instrument_of[SYMBOL]) is None
+
+
+def test_a_protocol_error_names_the_message_type_and_client_order_id_it_refers_to(venue):
+    import msgspec
+
+    c = venue.client("ALPHA")
+    c.sock.send(msgspec.msgpack.encode({"type": "NewOrder", "client_order_id": 42, "symbol": SYMBOL, "side": 0,
+                                        "qty": "five", "price": 2000}))
+    err = c.expect(p.ProtocolError)
+    assert (err.message_type, err.client_order_id) == ("NewOrder", 42) and "qty" in err.text
+    c.sock.send(msgspec.msgpack.encode([{"type": "Cancel", "order_id": "x"}]))
+    err = c.expect(p.ProtocolError)
+    assert (err.message_type, err.client_order_id) == ("Cancel", None)
+    c.sock.send(b"\xc1")  # not msgpack at all
+    err = c.expect(p.ProtocolError)
+    assert (err.message_type, err.client_order_id) == ("", None) and err.text.startswith("undecodable message")
     assert venue.engine.best_bid(venue.gateway.instrument_of[SYMBOL]) is None
 
 
