@@ -413,8 +413,9 @@ class Gateway:
         firm = m.firm if self.config.plaintext else frame.get("User-Id")
         fid = self.firm_ids.get(firm)
         text = ""
-        if fid is None:
-            text = f"unknown firm {firm!r}"
+        if fid is None:  # only in plain text (a CURVE key that is not a firm's never completes the handshake)
+            text = (f"{'no firm named in the Logon' if not firm else f'unknown firm {firm!r}'} (this venue's firms: "
+                    f"{', '.join(self.firm_ids)})")
         elif not 0 < len(m.session) <= 64:
             text = "session name must have 1 to 64 characters"
         elif m.next_seq < 1:

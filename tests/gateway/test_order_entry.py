@@ -15,7 +15,13 @@ def test_logon_of_a_registered_firm_is_accepted_and_of_an_unknown_firm_rejected(
     c = venue.client()
     assert c.logon("s1", "ALPHA") == p.LogonAccepted("s1", "ALPHA", 1, 1000)
     other = venue.client()
-    assert isinstance(other.logon("s1", "NOBODY"), p.LogonRejected)
+    unknown = other.logon("s1", "NOBODY")
+    assert isinstance(unknown, p.LogonRejected)
+    assert unknown.text.startswith("unknown firm 'NOBODY' (this venue's firms: ")
+    assert "ALPHA" in unknown.text
+    empty = venue.client().logon("s1", "")
+    assert isinstance(empty, p.LogonRejected)
+    assert empty.text.startswith("no firm named in the Logon (this venue's firms: ")
 
 
 def test_messages_before_logon_get_a_protocol_error_and_change_nothing(venue):
@@ -245,3 +251,29 @@ def test_a_session_that_declared_a_slow_heartbeat_is_given_three_of_its_interval
     assert not [m for m in slow.quiet(0.3) if isinstance(m, p.Cancelled)]
     venue.clock.now += 3 * SECOND  # 7 s of silence: past 6 s
     assert slow.expect(p.Cancelled).reason == CancelReason.DISCONNECT
+
+
+def test_only_well_formed_messages_count_as_activity_a_session_sending_garbage_is_timed_out(venue):
+    junk = venue.client("ALPHA", "junk")
+    junk.send(p.NewOrder(1, SYMBOL, Side.BUY, 5, 1900))
+    junk.expect(p.Accepted)
+    for _ in range(4):  # four seconds of test time, a malformed frame each second: not a sign of life
+        venue.clock.now += SECOND
+        junk.sock.send(b"\xc1")
+        junk.expect(p.ProtocolError)
+    msgs = junk.quiet(0.3)
+    assert [m.reason for m in msgs if isinstance(m, p.Cancelled)] == [CancelReason.DISCONNECT]
+    assert [m.code for m in msgs if isinstance(m, p.SystemEvent)] == ["DISCONNECT"]
+
+
+def test_a_second_logon_on_the_same_connection_replays_from_its_next_seq(venue):
+    a = venue.client("ALPHA", "again")
+    a.send(p.NewOrder(1, SYMBOL, Side.BUY, 5, 1900))
+    a.send(p.NewOrder(2, SYMBOL, Side.BUY, 5, 1800))
+    first = a.expect(p.Accepted)
+    second = a.expect(p.Accepted)
+    assert (first.seq, second.seq) == (1, 2)
+    again = a.logon("again", "ALPHA", next_seq=2)
+    assert again.next_seq == 3
+    assert a.expect(p.Accepted) == second  # seq 2 again, then nothing more
+    assert a.quiet(0.2) == []
