@@ -290,7 +290,7 @@ class WebBridge:
                     self._books[m["symbol"]] = m
                 elif t == "AuctionResult":
                     self._auctions[m["indicative"]] = m
-                else:
+                elif t != "Feed":  # the feed's state is the State's "feed"
                     self._recent.append(m)
             self._batch_id += 1
             self._ring.append((self._batch_id, data))

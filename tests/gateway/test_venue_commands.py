@@ -80,3 +80,45 @@ def test_readme_message_tables_equal_the_protocol_module():
     from gateway.protocol_tables import README, readme_block, tables
 
     assert readme_block(README.read_text()) == tables()
+
+
+def test_serve_with_a_bad_listing_is_one_line_naming_the_error_and_exit_2(tmp_path, capsys):
+    bad = tmp_path / "BAD.toml"
+    bad.write_text("listing = [")
+    assert main(["serve", "--listing", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"cx serve: ListingError: {bad}: ") and "\n" not in err and "Traceback" not in err
+
+
+def test_serve_on_a_corrupt_journal_is_one_line_naming_file_and_offset_and_exit_2(tmp_path, capsys):
+    cfg_file = tmp_path / "gw.toml"
+    cfg_file.write_text('[gateway]\norder_entry = "tcp://127.0.0.1:*"\nadmin = "tcp://127.0.0.1:*"\n'
+                        'market_data = "tcp://127.0.0.1:*"\nsnapshots = "tcp://127.0.0.1:*"\n'
+                        'plaintext = true\n' + "".join(f'[[firms]]\nname = "{f}"\n' for f in DEFAULT_FIRMS))
+    journal = tmp_path / "journal"
+    assert main(["serve", "--config", str(cfg_file), "--journal", str(journal), "--simulate", "--duration", "2"]) == 0
+    segment = sorted(journal.glob("*.seg"))[0]
+    data = bytearray(segment.read_bytes())
+    data[len(data) // 3] ^= 0xFF  # inside a complete record, not at the tail
+    segment.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["serve", "--config", str(cfg_file), "--journal", str(journal)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"cx serve: JournalCorruptError: {segment}: corrupt journal record at offset ")
+    assert "\n" not in err and "nothing was modified" in err
+
+
+def test_serve_on_a_port_in_use_is_one_line_and_exit_2(tmp_path, capsys):
+    import zmq
+
+    with zmq.Context() as ctx:
+        taken = ctx.socket(zmq.PUB)
+        port = taken.bind_to_random_port("tcp://127.0.0.1")
+        cfg_file = tmp_path / "gw.toml"
+        cfg_file.write_text(f'[gateway]\norder_entry = "tcp://127.0.0.1:*"\nadmin = "tcp://127.0.0.1:*"\n'
+                            f'market_data = "tcp://127.0.0.1:{port}"\nsnapshots = "tcp://127.0.0.1:*"\n'
+                            'plaintext = true\n[[firms]]\nname = "A"\n')
+        assert main(["serve", "--config", str(cfg_file)]) == 2
+        taken.close(linger=0)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cx serve: ZMQError: Address already in use") and "\n" not in err

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from feeds.web import WebBridge, tick_units
+from feeds.web import WebBridge, WebServer, tick_units
 from gateway import cli
 from gateway import protocol as p
 from tests.gateway.conftest import OTHER, SYMBOL
@@ -172,6 +172,8 @@ def test_the_page_in_headless_chromium(chromium, web, tmp_path):
     assert "BUY" in cells[2] and cells[3] == "2" and cells[4] == "2.500" and cells[5] == "5.00"
     # (c) no auction yet
     assert "no auction yet" in dom
+    # the indicator: the page's link and the bridge's feed are both live
+    assert '<div id="conn" class="live">live</div>' in dom
     # a screenshot (1280 x 900) is a non-empty PNG
     png = tmp_path / "web.png"
     run_chromium(chromium, f"{web.server.url}?transport=poll&wait=0.2&gap=400#{SYMBOL}", tmp_path / "p2",
@@ -207,3 +209,43 @@ def test_the_page_in_headless_chromium(chromium, web, tmp_path):
 def test_urlopen_gets_the_page(web):
     with urllib.request.urlopen(web.server.url, timeout=5) as r:
         assert r.status == 200 and r.headers["Content-Type"].startswith("text/html")
+
+
+def test_the_page_is_told_when_its_feed_goes_stale_and_the_state_says_so(web):
+    watcher = WebBridge(web.publisher.endpoint, web.publisher.snapshot_endpoint, flush_s=0.05, heartbeat_timeout_s=1.5,
+                        ctx=web.ctx).start()
+    try:
+        deadline = time.monotonic() + 10
+        while watcher.state()["feed"] != "live":
+            assert time.monotonic() < deadline, "the bridge never went live"
+            time.sleep(0.02)
+        mark = watcher.state()["id"]
+        web.publisher.stop()  # the venue's feed goes silent: no heartbeat, no data
+        while watcher.state()["feed"] != "stale":
+            assert time.monotonic() < deadline + 10, "a silent feed was never marked stale"
+            time.sleep(0.05)
+        told = [m for _, data in watcher.batches_after(mark, 0) for m in json.loads(data)]
+        assert {"type": "Feed", "state": "stale"} in told
+    finally:
+        watcher.stop()
+
+
+def test_the_page_shows_a_stale_feed_in_headless_chromium(chromium, web, tmp_path):
+    watcher = WebBridge(web.publisher.endpoint, web.publisher.snapshot_endpoint, flush_s=0.05, heartbeat_timeout_s=1.0,
+                        ctx=web.ctx).start()
+    server = WebServer(watcher, 0, keepalive_s=1.0).start()
+    try:
+        deadline = time.monotonic() + 10
+        while watcher.state()["feed"] != "live":
+            assert time.monotonic() < deadline, "the bridge never went live"
+            time.sleep(0.02)
+        web.publisher.stop()
+        while watcher.state()["feed"] != "stale":
+            assert time.monotonic() < deadline + 10, "a silent feed was never marked stale"
+            time.sleep(0.05)
+        dom = run_chromium(chromium, f"{server.url}?transport=poll&wait=0.2&gap=400", tmp_path / "stale",
+                           "--dump-dom", budget_ms=2000)
+    finally:
+        server.stop()
+        watcher.stop()
+    assert '<div id="conn" class="stale">stale: no market data from the venue</div>' in dom
