@@ -166,6 +166,12 @@ class Dashboard:
                 *self.rows(rows)]
 
 
+def screen(lines: list[str], columns: int) -> str:
+    """One frame for a terminal ``columns`` wide: from the top left, each line cut (never wrapped) to fit and
+    cleared to its end, no newline after the last (either would scroll the header off), the rest cleared."""
+    return HOME + "\n".join(line[: columns - 1] + CLEAR_LINE for line in lines) + CLEAR_BELOW
+
+
 def cmd_top(args: argparse.Namespace) -> int:
     out = sys.stdout
     feed = FeedClient(args.feed, args.snapshots).connect()
@@ -183,9 +189,7 @@ def cmd_top(args: argparse.Namespace) -> int:
         while True:
             size = shutil.get_terminal_size()
             rows = args.rows or max(size.lines - HEADER_LINES, 1)
-            # lines cut, never wrapped, and no newline after the last: either would scroll the header off
-            out.write(HOME + "\n".join(line[: size.columns - 1] + CLEAR_LINE for line in board.frame(rows))
-                      + CLEAR_BELOW)
+            out.write(screen(board.frame(rows), size.columns))
             out.flush()
             until = time.monotonic() + args.interval
             while (left := until - time.monotonic()) > 0:

@@ -43,3 +43,13 @@ def test_top_without_a_feed_exits_1(capsys):
     assert main(["top", "--once", "--feed", "tcp://127.0.0.1:9", "--snapshots", "tcp://127.0.0.1:9",
                  "--admin", "none", "--timeout", "0.3"]) == 1
     assert "no market-data snapshot" in capsys.readouterr().err
+
+
+def test_a_frame_fits_its_terminal_lines_cut_never_wrapped_and_no_newline_after_the_last():
+    from gateway.top import CLEAR_BELOW, CLEAR_LINE, HOME, screen
+
+    lines = ["cx top  header", "venue    " + "x" * 300, *(f"row {i}" for i in range(22))]  # 24 lines, 120 columns
+    text = screen(lines, 120)
+    assert text.startswith(HOME + "cx top  header") and text.endswith("row 21" + CLEAR_LINE + CLEAR_BELOW)
+    shown = text[len(HOME): -len(CLEAR_BELOW)].split("\n")
+    assert len(shown) == 24 and all(len(line.replace(CLEAR_LINE, "")) <= 119 for line in shown)
