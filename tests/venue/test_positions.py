@@ -87,3 +87,15 @@ def test_cx_positions_all_reports_every_firm_and_an_unknown_firm_exits_2(journal
     assert [line.split(":")[0] for line in out.splitlines() if "positions from the journal" in line] == list(FIRMS)
     assert main(["positions", "NOBODY", "--journal", str(directory), "--config", str(config)]) == 2
     assert "unknown firm" in capsys.readouterr().err
+
+
+def test_cx_positions_without_arguments_reads_state_journal_where_make_run_journals(journal, capsys, tmp_path,
+                                                                                    monkeypatch):
+    directory, config, _, _ = journal
+    assert main(["positions", "--all", "--journal", str(directory), "--config", str(config)]) == 0
+    every = capsys.readouterr().out
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "journal").symlink_to(directory, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    assert main(["positions", "--config", str(config)]) == 0
+    assert capsys.readouterr().out == every
