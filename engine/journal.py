@@ -71,13 +71,15 @@ Durability policy (``JournalConfig.fsync``)
 Reading, torn tails and corruption
 ----------------------------------
 ``JournalReader`` checks every frame (magic, length, crc, decoding, sequence
-continuity, header). A bad frame in the *last* segment after which no valid
-frame follows (not anywhere in the rest of the file: the search looks for the
-magic and checks length and crc) is a torn tail, the trace of a crash in the
-middle of a write; the reader stops there and reports it (``reader.torn``);
-``repair`` truncates it, with a warning. Any other bad frame (in an earlier
-segment, or followed by a valid frame) is corruption: ``JournalCorruptError``
-names the file and the byte offset of the frame, and nothing is modified.
+continuity, header). A frame in the *last* segment whose bytes are missing
+(cut short by the end of the file, or only zeros: ``cut_short``) and after
+which no valid frame follows (not anywhere in the rest of the file: the search
+looks for the magic and checks length and crc) is a torn tail, the trace of a
+crash in the middle of a write; the reader stops there and reports it
+(``reader.torn``); ``repair`` truncates it, with a warning. Any other bad
+frame is corruption, including a complete last frame whose checksum fails (an
+acknowledged batch may be in it): ``JournalCorruptError`` names the file and
+the byte offset of the frame, and nothing is modified.
 
 Costs
 -----
@@ -205,6 +207,20 @@ def frame_at(data: bytes | memoryview, offset: int) -> tuple[memoryview | None, 
     if zlib.crc32(payload) != crc:
         return None, "checksum mismatch"
     return payload, ""
+
+
+def cut_short(data: bytes | memoryview, offset: int) -> bool:
+    """Whether the bytes from ``offset`` to the end are the trace of an append that never finished: a frame cut
+    short by the end of the file (its header, or its payload by the length its header gives), or nothing but
+    zeros (a file extended but not written). A complete frame whose checksum fails is not: that is corruption.
+    O(bytes after offset)."""
+    rest = len(data) - offset
+    if rest >= HEADER_SIZE:
+        magic, n, _ = FRAME_HEADER.unpack_from(data, offset)
+        if magic == MAGIC and n <= MAX_PAYLOAD and HEADER_SIZE + n > rest:
+            return True  # the payload is cut short
+    written = bytes(memoryview(data)[offset:]).rstrip(b"\0")  # what was written before the zeros (or the end)
+    return len(written) < HEADER_SIZE and MAGIC.startswith(written[: len(MAGIC)])
 
 
 def next_sound_frame(data: bytes | memoryview, start: int) -> int | None:
@@ -682,7 +698,7 @@ class JournalReader:
                     frame = decode(payload)
                 except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                     raise JournalCorruptError(path, offset, f"undecodable frame: {exc}") from None
-            elif is_last and next_sound_frame(data, offset + 1) is None:
+            elif is_last and cut_short(data, offset) and next_sound_frame(data, offset + 1) is None:
                 self.torn = TornTail(path, offset, size, why)
                 break
             else:

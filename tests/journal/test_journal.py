@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import random
 import time
 
 import msgspec
@@ -183,7 +182,24 @@ def test_segments_rotate_by_size_and_are_named_by_their_first_sequence_number(tm
 # ------------------------------------------------------------ torn tail
 
 
-@pytest.mark.parametrize("tear", ["mid_payload", "mid_header", "zero_filled", "garbled_end"])
+@pytest.mark.parametrize("where", ["payload_start", "payload_end", "crc"])
+def test_a_complete_last_frame_that_fails_its_checksum_is_corruption_not_a_torn_tail(tmp_path, where):
+    """Every byte of the last batch is there, so it may have been acknowledged: refuse, name it, change nothing."""
+    d = tmp_path / "j"
+    crash(write_journal(d, make_batches(7, 40), small_config(segment_bytes=1 << 20), close=False))
+    (_, path), = list_segments(d)
+    off, end, last = frames(path)[-1]
+    assert isinstance(last, Batch)
+    data = bytearray(path.read_bytes())
+    data[{"payload_start": off + HEADER_SIZE, "payload_end": end - 1, "crc": off + HEADER_SIZE - 1}[where]] ^= 0x20
+    path.write_bytes(bytes(data))
+    with pytest.raises(JournalCorruptError) as info:
+        recover_quietly(d)
+    assert (info.value.path, info.value.offset) == (path, off) and "checksum mismatch" in str(info.value)
+    assert path.read_bytes() == bytes(data)  # nothing was modified
+
+
+@pytest.mark.parametrize("tear", ["mid_payload", "mid_header", "zero_filled", "never_written"])
 def test_a_torn_record_at_the_tail_is_truncated_with_a_warning(tmp_path, tear):
     d = tmp_path / "j"
     batches = make_batches(7, 40)
@@ -198,8 +214,8 @@ def test_a_torn_record_at_the_tail_is_truncated_with_a_warning(tmp_path, tear):
         del data[off + 5 :]
     elif tear == "zero_filled":  # the size was extended, the data never written
         data[off + 3 : end] = bytes(end - off - 3)
-    else:
-        data[end - 10 : end] = bytes(random.Random(1).randrange(256) for _ in range(10))
+    else:  # not even the first byte of the frame
+        data[off:end] = bytes(end - off)
     path.write_bytes(bytes(data))
 
     with pytest.warns(RuntimeWarning, match=rf"truncating .*{path.name}: torn record at offset {off}"):
