@@ -231,9 +231,24 @@ def newest_snapshot(directory: str | os.PathLike[str], max_seq: int | None = Non
 
 
 def prune_snapshots(directory: str | os.PathLike[str], keep: int) -> list[Path]:
-    """Delete all but the ``keep`` newest snapshots; the paths deleted."""
+    """Delete every snapshot older than the ``keep`` newest *sound* ones; the paths deleted.
+
+    Snapshots are read back newest first (header and arena checksums, as recovery reads them) until ``keep``
+    sound ones are found, so a corrupt snapshot never pushes a sound one out: the unsound ones newer than the
+    last kept are left in place (recovery skips them with a warning), the ones older than it go. With fewer
+    than ``keep`` sound snapshots nothing is deleted. O(arena) per snapshot read."""
     snaps = list_snapshots(directory)
-    gone = [p for _, p in snaps[: max(0, len(snaps) - keep)]]
-    for p in gone:
-        p.unlink(missing_ok=True)
-    return gone
+    sound = 0
+    for k in range(len(snaps) - 1, -1, -1):
+        try:
+            read_snapshot(snaps[k][1])
+        except (SnapshotError, OSError) as exc:
+            warnings.warn(f"snapshot: keeping unsound {exc} (recovery skips it)", RuntimeWarning, stacklevel=2)
+            continue
+        sound += 1
+        if sound == keep:
+            gone = [p for _, p in snaps[:k]]
+            for p in gone:
+                p.unlink(missing_ok=True)
+            return gone
+    return []

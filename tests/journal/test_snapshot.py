@@ -20,6 +20,7 @@ from engine.snapshot import (
     arena_state_hash,
     capture,
     list_snapshots,
+    prune_snapshots,
     read_snapshot,
     read_snapshot_header,
     snapshot_name,
@@ -182,3 +183,48 @@ def test_consecutive_snapshots_reusing_the_copy_buffer_each_hold_their_own_state
         snap = read_snapshot(path)
         assert snap.header.state_hash == arena_state_hash(snap.arena) == hashes[seq]
     je.close()
+
+
+def test_pruning_never_deletes_a_sound_snapshot_to_keep_a_corrupt_one(tmp_path):
+    d = tmp_path / "j"
+    batches = make_batches(28, 100)
+    je = write_journal(d, batches[:50], close=False)
+    je.snapshot()
+    for b in batches[50:]:
+        je.process_batch(b)
+    je.snapshot()
+    crash(je)
+    (older_seq, older), (_, newest) = list_snapshots(d)
+    data = bytearray(newest.read_bytes())
+    data[-100] ^= 1
+    newest.write_bytes(bytes(data))
+    with pytest.warns(RuntimeWarning, match=rf"keeping unsound .*{newest.name}: arena checksum mismatch"):
+        assert prune_snapshots(d, 1) == []  # the only sound one is the older: it stays, and so does the corrupt one
+    assert [p for _, p in list_snapshots(d)] == [older, newest]
+    with pytest.warns(RuntimeWarning, match="skipping"):
+        je = JournaledExchange.recover(d, small_config())
+    assert je.recovery.snapshot_seq == older_seq and je.state_hash() == state_hash(straight(batches))
+    crash(je)
+    sound = tmp_path / "sound"
+    write_journal(sound, batches[:50], close=False).snapshot()
+    assert len(list_snapshots(sound)) == 1 and prune_snapshots(sound, 1) == []
+
+
+def test_pruning_keeps_the_newest_sound_ones_and_deletes_what_is_older(tmp_path):
+    d = tmp_path / "j"
+    batches = make_batches(29, 40)
+    je = write_journal(d, batches[:10], small_config(keep_snapshots=10), close=False)
+    for k in range(4):
+        je.snapshot()
+        for b in batches[10 + 7 * k: 17 + 7 * k]:
+            je.process_batch(b)
+    je.snapshot()
+    crash(je)
+    snaps = [p for _, p in list_snapshots(d)]
+    assert len(snaps) == 5
+    data = bytearray(snaps[-1].read_bytes())
+    data[-10] ^= 1
+    snaps[-1].write_bytes(bytes(data))
+    with pytest.warns(RuntimeWarning, match="keeping unsound"):
+        gone = prune_snapshots(d, 2)
+    assert gone == snaps[:2] and [p for _, p in list_snapshots(d)] == snaps[2:]
