@@ -20,6 +20,8 @@ are meant to be fast.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import msgspec
 import numpy as np
 
@@ -27,6 +29,7 @@ from engine.codes import (
     CommandKind,
     EventKind,
     OrderType,
+    PackageEventKind,
     SelfTradePrevention,
     TimeInForce,
 )
@@ -362,8 +365,118 @@ class InstrumentStatusChanged(msgspec.Struct, frozen=True, tag=True):
     status: int
 
 
+# the call auction's events (docs/auction.md): the same EVENT_DTYPE records, whose columns these structs name;
+# COLUMNS maps a field to the record column that holds it (a field not in it is the column of its own name)
+
+
+class PackageAccepted(msgspec.Struct, frozen=True, tag=True):
+    COLUMNS: ClassVar[dict[str, str]] = {"package_id": "order_id", "alternatives": "count", "legs": "qty"}
+    seq: int
+    ts: int
+    firm: int
+    client_order_id: int
+    package_id: int  # the venue's numbering of packages, apart from order ids
+    side: int
+    alternatives: int
+    legs: int
+
+
+class PackageRejected(msgspec.Struct, frozen=True, tag=True):
+    COLUMNS: ClassVar[dict[str, str]] = {}
+    seq: int
+    ts: int
+    firm: int
+    client_order_id: int
+    side: int
+    reason: int  # AuctionReject
+
+
+class PackageCancelled(msgspec.Struct, frozen=True, tag=True):
+    COLUMNS: ClassVar[dict[str, str]] = {"package_id": "order_id"}
+    seq: int
+    ts: int
+    firm: int
+    client_order_id: int
+    package_id: int
+    side: int
+    reason: int  # CancelReason
+
+
+class PackageCancelRejected(msgspec.Struct, frozen=True, tag=True):
+    COLUMNS: ClassVar[dict[str, str]] = {"package_id": "order_id"}
+    seq: int
+    ts: int
+    firm: int
+    package_id: int
+    reason: int  # RejectReason
+
+
+class PackageFill(msgspec.Struct, frozen=True, tag=True):
+    COLUMNS: ClassVar[dict[str, str]] = {"package_id": "order_id", "amount": "cum", "auction": "trade_id",
+                                         "alternative": "count", "last": "status"}
+    seq: int
+    ts: int
+    instrument: int
+    firm: int
+    client_order_id: int
+    package_id: int
+    side: int
+    price: int  # the instrument's clearing price
+    qty: int
+    amount: int  # qty x price
+    auction: int  # the auction number
+    alternative: int  # the alternative accepted
+    last: int  # 1 on the package's last leg
+
+
+class PackageUnfilled(msgspec.Struct, frozen=True, tag=True):
+    COLUMNS: ClassVar[dict[str, str]] = {"package_id": "order_id", "alternative": "count", "limit": "qty",
+                                         "auction": "trade_id"}
+    seq: int
+    ts: int
+    firm: int
+    client_order_id: int
+    package_id: int
+    side: int
+    reason: int  # Outcome
+    alternative: int  # its best alternative at the prices
+    limit: int  # that alternative's limit (an offer: its minimum total)
+    price: int  # that alternative's cost at the clearing prices
+    auction: int
+
+
+class AuctionPriceSet(msgspec.Struct, frozen=True, tag=True):
+    COLUMNS: ClassVar[dict[str, str]] = {"auction": "order_id", "indicative": "side"}
+    seq: int
+    ts: int
+    instrument: int
+    auction: int
+    indicative: int  # 0 final, 1 indicative
+    price: int  # the uniform clearing price
+    qty: int  # GPUs bought = GPUs sold
+
+
+class AuctionCleared(msgspec.Struct, frozen=True, tag=True):
+    COLUMNS: ClassVar[dict[str, str]] = {"auction": "order_id", "indicative": "side", "surplus": "price",
+                                         "accepted": "qty", "not_accepted": "leaves",
+                                         "paradoxically_rejected": "cum", "ir_cost": "trade_id", "gap_ppm": "count"}
+    seq: int
+    ts: int
+    auction: int
+    indicative: int
+    status: int  # AuctionStatus
+    surplus: int  # ticks x GPU-hours
+    accepted: int  # packages
+    not_accepted: int
+    paradoxically_rejected: int
+    ir_cost: int  # surplus lost to individual rationality
+    gap_ppm: int  # 2,147,483,647: no bound proven in time
+
+
 Event = (
     Accepted | Rejected | Fill | Cancelled | Replaced | CancelRejected | Trade | BookLevel | InstrumentStatusChanged
+    | PackageAccepted | PackageRejected | PackageCancelled | PackageCancelRejected | PackageFill | PackageUnfilled
+    | AuctionPriceSet | AuctionCleared
 )
 
 EVENT_CLASSES: dict[int, type] = {
@@ -376,17 +489,29 @@ EVENT_CLASSES: dict[int, type] = {
     EventKind.TRADE: Trade,
     EventKind.BOOK_LEVEL: BookLevel,
     EventKind.INSTRUMENT_STATUS: InstrumentStatusChanged,
+    PackageEventKind.PACKAGE_ACCEPTED: PackageAccepted,
+    PackageEventKind.PACKAGE_REJECTED: PackageRejected,
+    PackageEventKind.PACKAGE_CANCELLED: PackageCancelled,
+    PackageEventKind.PACKAGE_CANCEL_REJECTED: PackageCancelRejected,
+    PackageEventKind.PACKAGE_FILL: PackageFill,
+    PackageEventKind.PACKAGE_UNFILLED: PackageUnfilled,
+    PackageEventKind.AUCTION_PRICE: AuctionPriceSet,
+    PackageEventKind.AUCTION_RESULT: AuctionCleared,
 }
 EVENT_KIND_OF: dict[type, int] = {cls: kind for kind, cls in EVENT_CLASSES.items()}
 
 
+def _column(cls: type, field: str) -> str:
+    return getattr(cls, "COLUMNS", {}).get(field, field)
+
+
 def events_from_records(records: np.ndarray) -> list[Event]:
-    """Event records to structs; each struct takes the record columns named like its fields."""
+    """Event records to structs, the core's and the call auction's; each field from its column. O(events)."""
     out = []
     for row in records.tolist():
         rec = dict(zip(EVENT_DTYPE.names, row, strict=True))
         cls = EVENT_CLASSES[rec["kind"]]
-        out.append(cls(**{f: rec[f] for f in cls.__struct_fields__}))
+        out.append(cls(**{f: rec[_column(cls, f)] for f in cls.__struct_fields__}))
     return out
 
 
@@ -396,5 +521,5 @@ def events_to_records(events: list[Event]) -> np.ndarray:
     for i, ev in enumerate(events):
         out[i]["kind"] = EVENT_KIND_OF[type(ev)]
         for f in ev.__struct_fields__:
-            out[i][f] = getattr(ev, f)
+            out[i][_column(type(ev), f)] = getattr(ev, f)
     return out

@@ -331,11 +331,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def format_event_line(ev: Any) -> str:
     """One event struct as one readable line: seq, time (UTC, ns), kind, then its fields with codes named."""
-    from engine.codes import CancelReason, InstrumentStatus, Liquidity, RejectReason
-    from engine.records import Cancelled
+    from engine.codes import (
+        AuctionReject,
+        AuctionStatus,
+        CancelReason,
+        InstrumentStatus,
+        Liquidity,
+        Outcome,
+        RejectReason,
+    )
+    from engine.records import AuctionCleared, Cancelled, PackageCancelled, PackageRejected, PackageUnfilled
 
-    names = {"side": Side, "liquidity": Liquidity, "status": InstrumentStatus,
-             "reason": CancelReason if isinstance(ev, Cancelled) else RejectReason}
+    reasons = {Cancelled: CancelReason, PackageCancelled: CancelReason, PackageRejected: AuctionReject,
+               PackageUnfilled: Outcome}
+    names = {"side": Side, "liquidity": Liquidity, "reason": reasons.get(type(ev), RejectReason),
+             "status": AuctionStatus if isinstance(ev, AuctionCleared) else InstrumentStatus}
     secs, ns = divmod(ev.ts, NS_PER_SECOND)
     when = format_ts(secs * NS_PER_SECOND)[:-5] + f".{ns:09d}Z"
     parts = [f"{ev.seq:>10}", when, f"{type(ev).__name__:<23}"]
@@ -351,7 +361,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     import numpy as np
 
     from engine.journal import JournalError
-    from engine.records import events_from_records
+    from engine.records import EVENT_CLASSES, events_from_records
     from engine.sequencer import replay_journal
 
     counts: Counter[str] = Counter()
@@ -362,7 +372,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     def count(records: Any) -> None:
         for k, n in zip(*np.unique(records["kind"], return_counts=True), strict=True):
-            counts[EventKind(int(k)).name] += int(n)
+            counts[EVENT_CLASSES[int(k)].__name__] += int(n)
 
     try:
         if args.verify:

@@ -92,3 +92,27 @@ def test_replay_reports_a_torn_tail_and_leaves_it(tmp_path, capsys):
     assert "torn record" in captured.err and "verify: OK" in captured.out
     assert f"1..{sum(map(len, batches[:-1]))} twice" in captured.out
     assert file_states(d) == before
+
+
+def test_cx_replay_prints_and_summarises_the_journal_of_a_simulated_venue_with_auctions(tmp_path, capsys):
+    """Package and auction events (final and indicative) are named, not a KeyError (a `cx serve --simulate` run)."""
+    from gateway.config import DEFAULT_FIRMS
+
+    config = tmp_path / "venue.toml"
+    config.write_text('[gateway]\norder_entry = "tcp://127.0.0.1:*"\nadmin = "tcp://127.0.0.1:*"\n'
+                      'market_data = "tcp://127.0.0.1:*"\nsnapshots = "tcp://127.0.0.1:*"\nplaintext = true\n'
+                      'auction_interval_s = 4\nindicative_interval_s = 2\n'
+                      + "".join(f'[[firms]]\nname = "{f}"\n' for f in DEFAULT_FIRMS))
+    journal = tmp_path / "journal"
+    assert main(["serve", "--config", str(config), "--journal", str(journal), "--simulate", "--duration", "9"]) == 0
+    capsys.readouterr()
+    assert main(["replay", str(journal)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    kinds = {line.split()[2] for line in lines}
+    assert {"PackageAccepted", "AuctionPriceSet", "AuctionCleared"} <= kinds, sorted(kinds)
+    cleared = [line for line in lines if line.split()[2] == "AuctionCleared"]
+    assert any("indicative=1" in line for line in cleared) and any("indicative=0" in line for line in cleared)
+    assert all("status=OPTIMAL" in line or "status=FEASIBLE" in line for line in cleared)
+    assert main(["replay", str(journal), "--summary"]) == 0
+    summary = capsys.readouterr().out
+    assert "auctioncleared " in summary and "packageaccepted " in summary and "fill " in summary
