@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import struct
 import tomllib
 from pathlib import Path
 
 import msgspec
 import zmq.auth
+from zmq.utils import z85
 
 DEFAULT_FIRMS = ("DEMO", "ALPHA", "BETA", "GAMMA", "MM1", "MM2", "LAB1", "LAB2", "PROV1", "PROV2")
 DEFAULT_JOURNAL = "state/journal"  # where `make run` journals (relative to the checkout; ignored by git)
@@ -121,6 +123,7 @@ def _validated(cfg: GatewayConfig, source: str) -> GatewayConfig:
     if not cfg.firms:
         raise err("firms", "at least one firm is needed")
     names = set()
+    owners: dict[str, str] = {}  # public key -> firm
     firms = []
     for i, f in enumerate(cfg.firms):
         if not _FIRM_NAME.fullmatch(f.name):
@@ -136,6 +139,13 @@ def _validated(cfg: GatewayConfig, source: str) -> GatewayConfig:
             key = _read_key(f.public_key_file, f"firms[{i}].public_key_file", secret=False)[0]
         if not cfg.plaintext and len(key) != 40:
             raise err(f"firms[{i}].public_key", "a 40-character z85 CURVE public key is required without plaintext")
+        if key and not _is_curve_key(key):
+            raise err(f"firms[{i}].public_key", f"{key!r} is not a CURVE public key (40 z85 characters, 32 bytes)")
+        if key in owners:
+            raise err(f"firms[{i}].public_key", f"the key of {f.name!r} is also {owners[key]!r}'s: each firm needs "
+                                                "its own key pair (`cx keys new FIRM`)")
+        if key:
+            owners[key] = f.name
         firms.append(msgspec.structs.replace(f, public_key=key, public_key_file=""))
     for field in ("order_entry", "admin", "market_data", "snapshots"):
         endpoint = getattr(cfg, field)
@@ -150,6 +160,8 @@ def _validated(cfg: GatewayConfig, source: str) -> GatewayConfig:
         public, secret = _read_key(cfg.server_secret_key_file, "server_secret_key_file", secret=True)
     if not cfg.plaintext and (len(public) != 40 or len(secret) != 40):
         raise err("server_secret_key_file", "the gateway's CURVE key pair is required without plaintext")
+    if public and public in owners:
+        raise err("server_secret_key_file", f"the gateway's public key is also {owners[public]!r}'s")
     for field in ("heartbeat_ms", "heartbeat_timeout_ms", "time_advance_ms", "max_batch", "auction_time_limit_ms"):
         if getattr(cfg, field) <= 0:
             raise err(field, "must be positive")
@@ -158,6 +170,14 @@ def _validated(cfg: GatewayConfig, source: str) -> GatewayConfig:
             raise err(field, "must not be negative")
     return msgspec.structs.replace(cfg, firms=firms, server_public_key=public, server_secret_key=secret,
                                    server_secret_key_file="")
+
+
+def _is_curve_key(key: str) -> bool:
+    """40 characters of z85 that decode to a 32-byte key."""
+    try:
+        return len(key) == 40 and len(z85.decode(key)) == 32
+    except (ValueError, KeyError, TypeError, struct.error):
+        return False
 
 
 def load_config(path: str | Path | None) -> GatewayConfig:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from gateway import protocol
 from gateway.cli import main
 from gateway.config import DEFAULT_FIRMS, ConfigError, load_config
@@ -122,3 +124,24 @@ def test_serve_on_a_port_in_use_is_one_line_and_exit_2(tmp_path, capsys):
         taken.close(linger=0)
     err = capsys.readouterr().err.strip()
     assert err.startswith("cx serve: ZMQError: Address already in use") and "\n" not in err
+
+
+def test_a_key_shared_by_two_firms_or_not_a_curve_key_is_refused_naming_the_firms(tmp_path):
+    keys = tmp_path / "keys"
+    assert main(["keys", "new", "gateway", "--dir", str(keys)]) == 0
+    assert main(["keys", "new", "ALPHA", "--dir", str(keys)]) == 0
+    head = f'[gateway]\norder_entry = "tcp://127.0.0.1:*"\nserver_secret_key_file = "{keys / "gateway.key_secret"}"\n'
+    shared = tmp_path / "shared.toml"
+    shared.write_text(head + f'[[firms]]\nname = "ALPHA"\npublic_key_file = "{keys / "ALPHA.key"}"\n'
+                             f'[[firms]]\nname = "BETA"\npublic_key_file = "{keys / "ALPHA.key"}"\n')
+    with pytest.raises(ConfigError, match=r"firms\[1\]\.public_key: the key of 'BETA' is also 'ALPHA''s"):
+        load_config(shared)
+    for bad in ("#" * 40, "~" * 40, "short"):
+        cfg = tmp_path / "bad.toml"
+        cfg.write_text(head + f'[[firms]]\nname = "ALPHA"\npublic_key = "{bad}"\n')
+        with pytest.raises(ConfigError, match=r"firms\[0\]\.public_key"):
+            load_config(cfg)
+    server = tmp_path / "server.toml"
+    server.write_text(head + f'[[firms]]\nname = "ALPHA"\npublic_key_file = "{keys / "gateway.key"}"\n')
+    with pytest.raises(ConfigError, match="the gateway's public key is also 'ALPHA''s"):
+        load_config(server)
