@@ -161,15 +161,21 @@ def serve(args: argparse.Namespace) -> int:
     stop.set()
     if simulation is not None:
         simulation.join()  # it cancels its orders and logs out while the gateway still runs
-    gateway.stop()
-    feeds.stop()
-    if args.journal:
-        engine.close()  # final checkpoint and snapshot
-    if gateway.failed:
-        print(f"cx serve: the gateway failed: {gateway.error!r}", flush=True)
-        return 1
-    print(format_stop_summary(gateway.stats, time.monotonic() - started), flush=True)
-    return 0
+    steps = [gateway.stop, feeds.stop] + ([engine.close] if args.journal else [])  # close: checkpoint, snapshot
+    if not gateway.failed:
+        for step in steps:
+            step()
+        print(format_stop_summary(gateway.stats, time.monotonic() - started), flush=True)
+        return 0
+    for step in steps:  # after a failure each step is tried; what they raise is said briefly, before the cause
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - the cause below is what matters
+            print(f"cx serve: while stopping: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    cause = gateway.error
+    print(f"cx serve: the gateway failed, the venue stopped: {type(cause).__name__}: {cause}", file=sys.stderr,
+          flush=True)
+    return 1
 
 
 STOP_SUMMARY = (("trades", "trades"), ("traded_qty", "GPU-h traded"), ("auctions", "auctions cleared"),

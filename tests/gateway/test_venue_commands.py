@@ -145,3 +145,36 @@ def test_a_key_shared_by_two_firms_or_not_a_curve_key_is_refused_naming_the_firm
     server.write_text(head + f'[[firms]]\nname = "ALPHA"\npublic_key_file = "{keys / "gateway.key"}"\n')
     with pytest.raises(ConfigError, match="the gateway's public key is also 'ALPHA''s"):
         load_config(server)
+
+
+def test_a_failed_gateway_loop_stops_the_venue_with_its_cause_printed_last_and_exit_1(tmp_path, capsys, monkeypatch):
+    """The journal becomes unwritable under load: the venue stops; close() fails too, briefly; the cause is last."""
+    from engine.journal import JournalWriter
+
+    appends = {"n": 0}
+    original = JournalWriter.append_start
+
+    def failing_append_start(self, *args, **kw):
+        appends["n"] += 1
+        if appends["n"] > 20:
+            raise OSError(28, "No space left on device")
+        return original(self, *args, **kw)
+
+    def failing_close(self):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(JournalWriter, "append_start", failing_append_start)
+    monkeypatch.setattr(JournalWriter, "append", lambda self, *a, **kw: failing_append_start(self, *a, **kw))
+    cfg_file = tmp_path / "gw.toml"
+    cfg_file.write_text('[gateway]\norder_entry = "tcp://127.0.0.1:*"\nadmin = "tcp://127.0.0.1:*"\n'
+                        'market_data = "tcp://127.0.0.1:*"\nsnapshots = "tcp://127.0.0.1:*"\n'
+                        'plaintext = true\n' + "".join(f'[[firms]]\nname = "{f}"\n' for f in DEFAULT_FIRMS))
+    from engine.sequencer import JournaledExchange
+
+    monkeypatch.setattr(JournaledExchange, "close", failing_close)
+    code = main(["serve", "--config", str(cfg_file), "--journal", str(tmp_path / "j"), "--simulate",
+                 "--duration", "30"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1] == "cx serve: the gateway failed, the venue stopped: OSError: [Errno 28] No space left on device"
+    assert "cx serve: while stopping: OSError: [Errno 5] Input/output error" in err
