@@ -226,6 +226,8 @@ class Gateway:
         self._told: list[tuple[Session, bytes]] = []  # journaled only: the gateway's own messages since the last batch
         self._suspension_changed = False  # journaled only: the next batch's note carries ``suspended``
         self._carried: list[Session | None] = []  # replay: origins of a batch's commands beyond the last engine call
+        self._recovered = False  # sessions were rebuilt from a journal: those that do not come back are timed out
+        self._absent: dict[Session, int] = {}  # recovered sessions not logged on again -> their deadline
         self._pending: Counter[tuple[int, int]] = Counter()  # quantity admitted into the batch
         self._last_engine_ns = 0
         self._last_timers_ns = 0
@@ -458,6 +460,18 @@ class Gateway:
         timeout = self.config.heartbeat_timeout_ms
         beat = self.config.heartbeat_ms * NS_PER_MS
         heartbeat = self._encode(p.Heartbeat())
+        if self._recovered:  # the first pass after a restart: every session that may need cancelling gets a deadline
+            self._recovered = False
+            self._absent = {s: now + max(timeout, 3 * s.heartbeat_ms) * NS_PER_MS for s in self.sessions.by_key.values()
+                            if s.cancel_on_disconnect and (s.live_orders or s.live_packages)}
+        for s, deadline in list(self._absent.items()):  # as if it had gone silent when the venue went down
+            if s.routing_id is not None or not (s.live_orders or s.live_packages):
+                del self._absent[s]  # back (the connected check below takes over), or nothing left to cancel
+            elif now > deadline:
+                del self._absent[s]
+                self.stats["heartbeat_timeouts"] += 1
+                self._end_session(s, now, "DISCONNECT", "did not log on again within the heartbeat timeout after "
+                                                        "the venue restarted")
         for s in self.sessions.connected():
             # silent for the configured timeout, or three of the intervals the client itself declared
             if now - s.last_heard_ns > max(timeout, 3 * s.heartbeat_ms) * NS_PER_MS:
@@ -721,7 +735,8 @@ class Gateway:
         ids = [-1 if o is None else index.setdefault(o, len(index)) for o in origins]
         told_ids = [(index.setdefault(s, len(index)), payload) for s, payload in told]
         return encode_note(BatchNote([(s.firm_id, s.name) for s in index], ids, told_ids,
-                                     sorted(self.suspended) if changed else None))
+                                     sorted(self.suspended) if changed else None,
+                                     [(s.cancel_on_disconnect, s.heartbeat_ms) for s in index]))
 
     def replay_commands(self, commands: np.ndarray, events: np.ndarray, command_ends: np.ndarray,
                         notes: list[tuple[int, memoryview]]) -> None:
@@ -741,6 +756,9 @@ class Gateway:
         for pos, raw in notes:
             note = decode_note(raw)
             sessions = [self._session(fid, name) for fid, name in note.sessions]
+            for session, (cancel_on_disconnect, heartbeat_ms) in zip(sessions, note.settings, strict=False):
+                session.cancel_on_disconnect, session.heartbeat_ms = cancel_on_disconnect, heartbeat_ms
+            self._recovered = True
             mine = [sessions[k] if k >= 0 else None for k in note.origins]
             origins[pos : pos + len(mine)] = mine[: n - pos]
             self._carried = mine[n - pos :]

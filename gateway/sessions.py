@@ -41,12 +41,15 @@ class BatchNote(msgspec.Struct, array_like=True, frozen=True):
     ``told``: (position, encoded message) of each sequenced message the gateway made itself since the
     previous batch, in the order they were stored; they precede the batch's own reports.
     ``suspended``: the firms under the kill switch from this batch on, when that changed (else None).
+    ``settings``: per session named, (cancel_on_disconnect, heartbeat_ms) of its logon, so that a restart knows
+    which sessions to cancel if they do not come back ([]: a note written before it was added; defaults).
     """
 
     sessions: list[tuple[int, str]]
     origins: list[int]
     told: list[tuple[int, bytes]]
     suspended: list[int] | None = None
+    settings: list[tuple[bool, int]] = []
 
 
 encode_note = msgspec.msgpack.Encoder().encode
