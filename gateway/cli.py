@@ -469,7 +469,7 @@ def _connect_cli(name: str, args: argparse.Namespace) -> Any:
     client = OrderEntryClient()
 
     def logon(seconds: float) -> Any:
-        client.logon_timeout = max(seconds, LOGON_ATTEMPT_S)
+        client.logon_timeout = seconds
         try:
             client.connect(args.endpoint, args.session, firm=None if keys else args.firm, client_keys=keys,
                            server_key=server_key, next_seq=1, cancel_on_disconnect=False)
@@ -479,7 +479,8 @@ def _connect_cli(name: str, args: argparse.Namespace) -> Any:
             return None  # no answer yet: the venue may be starting
         return client
 
-    if wait_for(logon, f"cx {name}", f"a logon answer from {args.endpoint}", args.venue_timeout) is None:
+    if wait_for(logon, f"cx {name}", f"a logon answer from {args.endpoint}", args.venue_timeout,
+                attempt_s=LOGON_ATTEMPT_S) is None:
         raise LogonError(f"no answer to the logon from {args.endpoint} within {args.venue_timeout:g}s "
                          "(is `cx serve` running?)")
     return client

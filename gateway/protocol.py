@@ -374,20 +374,31 @@ def decode_client_frame(frame) -> list:
     return out if isinstance(out, list) else [out]
 
 
+class _Peek(msgspec.Struct):
+    """The two fields a ``ProtocolError`` names, read from a message that did not decode (others skipped)."""
+
+    type: str = ""
+    client_order_id: Int64 | None = None
+
+
+_peek = msgspec.msgpack.Decoder(_Peek).decode
+_peek_array = msgspec.msgpack.Decoder(list[msgspec.Raw]).decode
+_UNREADABLE = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+
+
 def what_it_was(frame) -> tuple[str, int | None]:
     """(``type``, ``client_order_id``) of the first message of a frame that did not decode, as far as the frame
-    shows them (``""`` / None where it does not): what a ``ProtocolError`` names. O(frame)."""
+    shows them (``""`` / None where it does not): what a ``ProtocolError`` names. Typed decoding only (nothing
+    of the rest is built, so hostile nesting costs no recursion); O(frame)."""
     try:
-        raw = msgspec.msgpack.decode(frame)
-    except msgspec.DecodeError:
-        return "", None
-    if isinstance(raw, list) and raw:
-        raw = raw[0]
-    if not isinstance(raw, dict):
-        return "", None
-    kind, clid = raw.get("type"), raw.get("client_order_id")
-    readable = type(clid) is int and -(2**63) <= clid < 2**63
-    return (kind if isinstance(kind, str) else "")[:64], clid if readable else None
+        first = _peek(frame)
+    except _UNREADABLE:
+        try:
+            array = _peek_array(frame)
+            first = _peek(array[0]) if array else None
+        except _UNREADABLE:
+            return "", None
+    return ("", None) if first is None else (first.type[:64], first.client_order_id)
 
 
 def join_encoded(payloads: list[bytes]) -> bytes:

@@ -28,29 +28,31 @@ ATTEMPT_S = 1.0  # the longest single attempt
 
 
 def wait_for(attempt: Callable[[float], T | None], tool: str, what: str, wait_s: float,
-             out: TextIO | None = None, clock: Callable[[], float] = time.monotonic) -> T | None:
+             out: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
+             attempt_s: float = ATTEMPT_S) -> T | None:
     """``attempt(seconds)`` until it returns something other than None (returned), or ``wait_s`` passed (None).
 
-    ``attempt`` is given how long it may take (at most ``ATTEMPT_S``, at least 10 ms). ``tool`` (``cx top``)
-    and ``what`` (``market-data snapshot from tcp://...``) make the waiting lines."""
+    ``attempt`` is given how long it may take (at most ``attempt_s``, at least 10 ms, never past ``wait_s``).
+    ``tool`` (``cx top``) and ``what`` (``market-data snapshot from tcp://...``) make the waiting lines: the
+    first after the first attempt that failed."""
     start = clock()
     said = None  # when the last waiting line was printed
     while True:
         left = wait_s - (clock() - start)
-        result = attempt(min(max(left, 0.01), ATTEMPT_S))
+        result = attempt(min(max(left, 0.01), attempt_s))
         if result is not None:
             return result
         now = clock()
-        if now - start >= wait_s:
-            return None
         if said is None:
             print(f"{tool}: waiting for the venue ({what}), for {wait_s:g} s at most (--venue-timeout)",
                   file=out or sys.stderr, flush=True)
             said = now
-        elif now - said >= REPEAT_S:
+        elif now - start < wait_s and now - said >= REPEAT_S:
             print(f"{tool}: still waiting for the venue ({what}): {now - start:.0f} s of {wait_s:g} s",
                   file=out or sys.stderr, flush=True)
             said = now
+        if now - start >= wait_s:
+            return None
 
 
 def wait_synced(feed, tool: str, timeout: float, stop: threading.Event | None = None,

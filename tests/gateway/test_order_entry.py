@@ -43,6 +43,11 @@ def test_a_protocol_error_names_the_message_type_and_client_order_id_it_refers_t
     c.sock.send(msgspec.msgpack.encode([{"type": "Cancel", "order_id": "x"}]))
     err = c.expect(p.ProtocolError)
     assert (err.message_type, err.client_order_id) == ("Cancel", None)
+    c.sock.send(b"\x91" * 20_000 + b"\xc0")  # hostile nesting: answered, and the gateway lives on
+    err = c.expect(p.ProtocolError)
+    assert (err.message_type, err.client_order_id) == ("", None)
+    c.sock.send(msgspec.msgpack.encode({"type": ["NewOrder"], "client_order_id": 1}))
+    assert c.expect(p.ProtocolError).message_type == ""
     c.sock.send(b"\xc1")  # not msgpack at all
     err = c.expect(p.ProtocolError)
     assert (err.message_type, err.client_order_id) == ("", None) and err.text.startswith("undecodable message")
