@@ -31,11 +31,20 @@ What the gateway owns, and nothing more (the books are the engine's):
   ``auction_interval_s`` on the gateway clock and an indicative one at every
   other multiple of ``indicative_interval_s`` (and on the operator's
   ``auction`` request), only when the engine is an auction ``Market``
-  (``runs_auctions``; without one, packages are refused). A package costs
-  O(its legs) to check and turn into records, a block bid O(window hours x
-  hours) to expand; an auction blocks the loop for its clearing (at most the
-  solver's time limit plus applying the result), which is what a batch of the
-  engine costs anyway.
+  (``runs_auctions``; without one, packages are refused). An auction blocks
+  the loop for its clearing (at most the solver's time limit plus applying the
+  result), which is what a batch of the engine costs anyway.
+
+The work one message can cause is bounded by a small multiple of its size:
+decoding is O(bytes) (frames above ``MAX_FRAME_BYTES`` are refused unread);
+an order, cancel or modify is O(1) here and one command; a ``MassQuote`` is
+at most ``MAX_QUOTE_ENTRIES`` commands; a ``NewPackage`` costs O(its legs),
+which are in the frame; a ``NewBlockPackage`` bid is first sized from its
+requests alone (``_block_bid_too_large``: every start hour of every clipped
+window counted, O(requests)) and refused before any expansion if it could
+exceed ``MAX_PACKAGE_LEGS`` legs or ``MAX_ALTERNATIVES`` alternatives, so an
+expansion produces at most ``MAX_PACKAGE_LEGS`` (8,192) legs from a frame of
+a few dozen bytes per request; a block offer is at most ``MAX_LEGS`` legs.
 
 Bad input never reaches the engine: undecodable frames, unknown message types,
 wrong field types and oversized frames are answered with ``ProtocolError``
@@ -76,6 +85,7 @@ from engine.auction.market import Market
 from engine.auction.orders import (
     AUCTION_REJECT_TEXT,
     MAX_ALTERNATIVES,
+    MAX_LEGS,
     Alternative,
     Leg,
     PackageBid,
@@ -161,6 +171,25 @@ class _Package:
         self.owner = owner
         self.client_order_id = client_order_id
         self.side = side
+
+
+def _block_bid_too_large(requests: list[p.BlockRequest], first: int, end: int) -> AuctionReject:
+    """TOO_MANY_LEGS / TOO_MANY_ALTERNATIVES when the expansion of these block requests, with their windows clipped
+    to the listed hours [first, end), could exceed the package limits; else NONE. An upper bound (every start
+    hour counted as feasible) computed without expanding: O(requests)."""
+    alternatives = legs = 0
+    for r in requests:
+        if r.hours > MAX_LEGS:
+            return AuctionReject.TOO_MANY_LEGS
+        if r.hours <= 0:
+            continue  # refused by validation
+        start = -(-max(r.window_start, first) // NS_PER_HOUR) * NS_PER_HOUR
+        starts = max(0, (min(r.window_end, end) - start) // NS_PER_HOUR - r.hours + 1)
+        alternatives += starts
+        legs += starts * r.hours
+    if legs > p.MAX_PACKAGE_LEGS:
+        return AuctionReject.TOO_MANY_LEGS
+    return AuctionReject.TOO_MANY_ALTERNATIVES if alternatives > MAX_ALTERNATIVES else AuctionReject.NONE
 
 
 class _OpenHours(Mapping):
@@ -575,8 +604,11 @@ class Gateway:
         if m.offer is None:
             if len(m.bid) > MAX_ALTERNATIVES:
                 return self._reject_package(s, m.client_order_id, side, AuctionReject.TOO_MANY_ALTERNATIVES, now)
-            lookup = _OpenHours(self.lookup, self.instruments, now)
             first, end = self._listed_span
+            reason = _block_bid_too_large(m.bid, first, end)
+            if reason:  # refused from its size alone, before any expansion: a frame costs O(bytes) here
+                return self._reject_package(s, m.client_order_id, side, reason, now)
+            lookup = _OpenHours(self.lookup, self.instruments, now)
             for r in m.bid:  # the window clipped to the listed hours: its expansion costs O(listed hours x hours)
                 if (text := self._unlisted(r.accelerator, r.region, r.service_class)) is not None:
                     return self._reject_package(s, m.client_order_id, side, AuctionReject.UNKNOWN_INSTRUMENT, now,

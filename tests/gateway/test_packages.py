@@ -459,3 +459,20 @@ def test_a_block_of_an_unlisted_accelerator_region_or_class_is_refused_naming_it
     mars = p.NewBlockPackage(2, offer=p.BlockOffer("H100", "MARS", 8, 2, parse_hour("2026-12-01T14"), 2000))
     r = rejected(a, mars)
     assert r.reason == AuctionReject.UNKNOWN_INSTRUMENT and "region 'MARS' is not listed" in r.text
+
+
+def test_the_largest_block_bid_a_frame_can_hold_is_refused_from_its_size_before_any_expansion(venue, monkeypatch):
+    """256 requests of 36 hours over the whole window would expand to ~341,000 legs: refused unexpanded."""
+    import gateway.server
+
+    expanded = []
+    monkeypatch.setattr(gateway.server, "expand_block_request", lambda *a: expanded.append(a) or [])
+    a = venue.client("ALPHA")
+    worst = p.NewBlockPackage(1, bid=[p.BlockRequest("H100", "US-EAST", 1, 36, 0, 2**63 - 1, 3000)] * 256)
+    assert len(p.client_encoder.encode(worst)) < p.MAX_FRAME_BYTES
+    assert rejected(a, worst).reason == AuctionReject.TOO_MANY_LEGS
+    many = p.NewBlockPackage(2, bid=[p.BlockRequest("H100", "US-EAST", 1, 1, 0, 2**63 - 1, 3000)] * 100)
+    assert rejected(a, many).reason == AuctionReject.TOO_MANY_ALTERNATIVES  # 100 x every listed hour
+    long = p.NewBlockPackage(3, bid=[p.BlockRequest("H100", "US-EAST", 1, 600, 0, 2**63 - 1, 3000)])
+    assert rejected(a, long).reason == AuctionReject.TOO_MANY_LEGS
+    assert expanded == []  # none of them was expanded
