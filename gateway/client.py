@@ -143,6 +143,7 @@ from gateway.protocol import (
     Logon,
     LogonAccepted,
     LogonRejected,
+    LogonRequired,
     Logout,
     MassCancel,
     MassQuote,
@@ -340,6 +341,9 @@ class _Session:
         self.reconnects = 0
         self._gap_resumes = 0
         self._pending: deque[Any] = deque()
+        self._unanswered: dict[int, Any] = {}  # client order id -> NewOrder / NewPackage / NewBlockPackage sent
+        self._resend_unanswered = False  # after a logon that LogonRequired caused, once the history is in
+        self.logons_required = 0
         self._last_sent = 0.0
         self._last_received = 0.0
 
@@ -371,6 +375,8 @@ class _Session:
         self.orders.clear()
         self.packages.clear()
         self._pending.clear()
+        self._unanswered.clear()
+        self._resend_unanswered = False
         self._gap_resumes = 0
 
     def _configure(self, sock: zmq.Socket) -> None:
@@ -421,6 +427,10 @@ class _Session:
     def _take_message(self, msg: Any) -> bool:
         if isinstance(msg, Heartbeat):
             return False
+        if isinstance(msg, LogonRequired):  # a new gateway on this socket: log on again, then resend what it refused
+            self.logons_required += 1
+            self._resend_unanswered = True
+            return True
         seq = getattr(msg, "seq", None)
         if seq is not None:
             if seq <= self.last_seq:
@@ -439,6 +449,8 @@ class _Session:
 
     def _apply(self, msg: Any) -> None:
         orders = self.orders
+        if isinstance(msg, Accepted | Rejected | PackageAccepted | PackageRejected):
+            self._unanswered.pop(msg.client_order_id, None)
         if isinstance(msg, Accepted):
             orders[msg.order_id] = OpenOrder(msg.order_id, msg.client_order_id, msg.symbol, Side(msg.side),
                                              msg.price, msg.qty)
@@ -535,7 +547,17 @@ class _Session:
         frame = client_encoder.encode(msg)
         if len(frame) > MAX_FRAME_BYTES:
             raise ValueError(f"message of {len(frame)} bytes is above the gateway's {MAX_FRAME_BYTES}-byte limit")
+        if isinstance(msg, NewOrder | NewPackage | NewBlockPackage):
+            self._unanswered[msg.client_order_id] = msg
         return frame
+
+    def _due_resends(self) -> list[Any]:
+        """After a logon that a ``LogonRequired`` caused, once the session's history has been received: the orders
+        and packages sent but still unanswered (the gateway never processed them), to send again. O(them)."""
+        if not (self._resend_unanswered and self.logged_on and self.resend_complete()):
+            return []
+        self._resend_unanswered = False
+        return list(self._unanswered.values())
 
 
 def _key_bytes(key: str | bytes) -> bytes:
@@ -789,8 +811,10 @@ class OrderEntryClient(_Session):
                 break
             if self._take(frame):
                 self._gap_resume_allowed()
-                self.reconnect()
+                self.reconnect()  # the old socket, and whatever it still held, is gone
                 break
+        for msg in self._due_resends():
+            self._send(msg)
         return True
 
     def iter_messages(self, idle_timeout: float | None = None) -> Iterator[ServerMessage]:
@@ -1023,8 +1047,10 @@ class AsyncOrderEntryClient(_Session):
                 break
             if self._take(frame):
                 self._gap_resume_allowed()
-                await self.reconnect()
+                await self.reconnect()  # the old socket, and whatever it still held, is gone
                 break
+        for msg in self._due_resends():
+            await self._send(msg)
         return True
 
     async def iter_messages(self, idle_timeout: float | None = None) -> AsyncIterator[ServerMessage]:

@@ -6,7 +6,8 @@ msgpack (clients use DEALER, the gateway ROUTER). A ZeroMQ frame holds one
 message (a msgpack map) or several in order (a msgpack array of maps): the
 gateway sends each session what one pass of its loop produced as one frame,
 and clients may batch their messages the same way. ``LogonAccepted``,
-``LogonRejected`` and ``ProtocolError`` always travel alone. ``cx schema`` exports the JSON Schema of both directions to
+``LogonRejected``, ``ProtocolError`` and ``LogonRequired`` always travel alone. ``cx schema`` exports the
+JSON Schema of both directions to
 ``gateway/schema/order_entry.json`` for clients in other languages; a test
 keeps the committed file equal to this module.
 
@@ -349,10 +350,20 @@ class ProtocolError(_Message):
     client_order_id: Int64 | None = None  # that message's client order id, when it has a readable one
 
 
+class LogonRequired(_Message):
+    """The answer to any message but ``Logon`` on a connection the gateway has no session for, e.g. after the venue
+    restarted while ZeroMQ reconnected the client's socket by itself: log on again (with ``next_seq``); the
+    message had no effect. Unsequenced, alone in its frame, one per frame received."""
+
+    text: str
+    message_type: str = ""  # the ``type`` of the message it answers
+    client_order_id: Int64 | None = None  # that message's client order id, if it has one
+
+
 ServerMessage = (
     LogonAccepted | LogonRejected | Accepted | Rejected | Executed | Cancelled | Replaced | CancelRejected
     | PackageAccepted | PackageRejected | PackageExecuted | PackageCancelled | PackageCancelRejected | PackageNotFilled
-    | SystemEvent | Heartbeat | ProtocolError
+    | SystemEvent | Heartbeat | ProtocolError | LogonRequired
 )
 
 client_encoder = msgspec.msgpack.Encoder()

@@ -386,9 +386,11 @@ class Gateway:
                 self._logon(rid, frame, msg, now)
                 continue
             session = self.sessions.by_routing_id.get(rid)
-            if session is None:
-                return self._protocol_error(rid, "not logged on", type(msg).__name__,
-                                            getattr(msg, "client_order_id", None))
+            if session is None:  # e.g. a client whose socket ZeroMQ reconnected to a restarted venue
+                self.stats["logon_required"] += 1
+                return self._send(rid, self._encode(p.LogonRequired("not logged on: send Logon (with next_seq)",
+                                                                    type(msg).__name__,
+                                                                    getattr(msg, "client_order_id", None))))
             session.last_heard_ns = now
             self._handlers[type(msg)](session, msg, now)
 
