@@ -62,6 +62,15 @@ makes the gateway send again every message from ``seq`` k on. So the client:
   ``new_order`` sent again with the same ``client_order_id`` cannot create a
   second order (the engine refuses duplicate client order ids), so that is
   the safe way to retry (a package's client order id likewise);
+* on ``LogonRequired`` while it believes it is logged on (the venue restarted
+  fast and ZeroMQ reconnected the old socket to the new gateway), it logs on
+  again by itself (``reconnect()``: a new socket, the old one and whatever it
+  still held discarded), and once the resend has caught up, sends again each
+  ``NewOrder`` / ``NewPackage`` / ``NewBlockPackage`` that still has no answer
+  (``Accepted`` / ``Rejected`` / ``PackageAccepted`` / ``PackageRejected``):
+  the gateway never processed it, and one that it did is answered in the
+  resend, so each order is entered exactly once (``logons_required`` counts
+  them);
 * refuses a logon whose ``LogonAccepted.next_seq`` is below the requested
   ``next_seq`` (``LogonError``): the gateway does not have the history the
   client has seen (another trading day, or a reset session).
@@ -429,6 +438,8 @@ class _Session:
             return False
         if isinstance(msg, LogonRequired):  # a new gateway on this socket: log on again, then resend what it refused
             self.logons_required += 1
+            if not self.logged_on:  # the session had ended (logout, disconnect): nothing to resume by itself
+                return False
             self._resend_unanswered = True
             return True
         seq = getattr(msg, "seq", None)

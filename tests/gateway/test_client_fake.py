@@ -129,7 +129,7 @@ class FakeGateway:
             return
         session = self.session_of.get(rid)
         if session is None:
-            return self._send(rid, p.ProtocolError("not logged on"))
+            return self._send(rid, p.LogonRequired("not logged on"))
         if isinstance(m, p.NewOrder):
             self._next_order_id += 1
             oid = self._next_order_id

@@ -27,8 +27,8 @@ def test_logon_of_a_registered_firm_is_accepted_and_of_an_unknown_firm_rejected(
 def test_messages_before_logon_get_a_protocol_error_and_change_nothing(venue):
     c = venue.client()
     c.send(p.NewOrder(1, SYMBOL, Side.BUY, 5, 2000))
-    err = c.expect(p.ProtocolError)
-    assert (err.text, err.message_type, err.client_order_id) == ("not logged on", "NewOrder", 1)
+    err = c.expect(p.LogonRequired)
+    assert (err.message_type, err.client_order_id) == ("NewOrder", 1) and err.text.startswith("not logged on")
     assert venue.engine.best_bid(venue.gateway.instrument_of[SYMBOL]) is None
 
 
