@@ -15,7 +15,12 @@ on one instrument), then times:
 (c) ``reference``: ``engine.reference.ReferenceExchange.submit_batch`` over a
     prefix of the flow (default 200,000 messages; it is plain Python);
 (d) each peer of ``bench.peers`` that imports, on the whole flow (or
-    ``--peer-messages``).
+    ``--peer-messages``);
+(e) the wall time of every single command of the flow, one API call each, with
+    the arena sized for the session (as a venue runs it) and with it grown on
+    demand: p99.99, the longest (``core_max_pause_us`` sized,
+    ``core_max_pause_grown_us`` grown) and how many took over 1 ms; then one
+    growth of each region of an arena sized for 2 million orders.
 
 Sanity checks: (a), (b) and (c) must emit identical events on the prefix they
 share; (a) and (b) the same number of events over the whole flow; the number of
@@ -23,7 +28,8 @@ trades must equal what the flow's own book model expects, and no cancel may be
 rejected. Peers print their match counts next to the expected one.
 
 Prints a table, then as its last line
-``core_batch_msgs_per_s=... core_single_msgs_per_s=... reference_msgs_per_s=... best_peer_msgs_per_s=...``
+``core_batch_msgs_per_s=... core_single_msgs_per_s=... reference_msgs_per_s=... best_peer_msgs_per_s=...
+core_max_pause_us=... core_max_pause_grown_us=...``
 (``nan`` for what could not run). Usage: ``python bench/bench_core.py [--messages N]``.
 """
 
@@ -42,6 +48,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.flow import flow_ops, generate_flow, make_flow, make_instruments  # noqa: E402
 from bench.peers import PEERS  # noqa: E402
 from engine.codes import CommandKind, EventKind  # noqa: E402
+from engine.core.layout import (  # noqa: E402
+    FULL_DUP,
+    FULL_HEAP,
+    FULL_IDS,
+    FULL_LADDER,
+    FULL_LEVELS,
+    FULL_ORDERS,
+    capacities,
+    grow,
+)
 from engine.exchange import Exchange  # noqa: E402
 
 CHUNK = 65_536
@@ -94,6 +110,36 @@ def run_single(ex, cmds: list[tuple], keep_events: bool = False) -> tuple[float,
             else:
                 n_events += modify(ts, firm, oid, price, qty)
     return time.perf_counter() - t0, n_events, kept
+
+
+def command_pauses(ex, cmds: list[tuple]) -> np.ndarray:
+    """The wall time of each command, one API call each (ns), growth of the arena included where it happens."""
+    new_order, cancel, modify = ex.new_order, ex.cancel, ex.modify
+    new, can = int(CommandKind.NEW_ORDER), int(CommandKind.CANCEL)
+    clock = time.perf_counter_ns
+    out = np.empty(len(cmds), dtype=np.int64)
+    for i, (kind, ts, firm, coid, side, price, qty, tif, oid) in enumerate(cmds):
+        t0 = clock()
+        if kind == new:
+            new_order(ts, firm, coid, 0, side, price, qty, 0, tif)
+        elif kind == can:
+            cancel(ts, firm, oid)
+        else:
+            modify(ts, firm, oid, price, qty)
+        out[i] = clock() - t0
+    return out
+
+
+def growth_times(instruments, expected_orders: int) -> list[tuple[str, int, float]]:
+    """(region, arena MiB, ms) of one growth of each region of an arena sized for ``expected_orders``."""
+    base = Exchange(instruments, expected_orders=expected_orders).arena
+    out = []
+    for name, full in (("orders", FULL_ORDERS), ("levels", FULL_LEVELS), ("ladder", FULL_LADDER),
+                       ("order ids", FULL_IDS), ("client ids", FULL_DUP), ("expiries", FULL_HEAP)):
+        t0 = time.perf_counter()
+        grow(base, full)
+        out.append((name, base.nbytes >> 20, (time.perf_counter() - t0) * 1e3))
+    return out
 
 
 def first_difference(a: np.ndarray, b: np.ndarray) -> str:
@@ -222,6 +268,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"peer {peer.name}: {c.trades} trades{expected}, traded qty {c.traded_qty}, "
                   f"{c.skipped} cancels/modifies of orders it had already filled; {peer.limitations}")
 
+    # (e): the longest single-command pause, with the arena sized for the session and grown on demand
+    cmds = single_commands(records)
+    pause_rows = []
+    for label, ex in (("sized for the session", Exchange(instruments, expected_orders=n)),
+                      ("grown on demand", Exchange(instruments))):
+        before = capacities(ex.arena)
+        t = command_pauses(ex, cmds)
+        grown = sum(int(math.log(capacities(ex.arena)[k] / before[k], 4)) for k in before)
+        pause_rows.append((label, np.percentile(t, 99.99) / 1e3, t.max() / 1e3, int((t > 1_000_000).sum()), grown))
+    del cmds
+    core_max_pause_us, grown_max_pause_us = pause_rows[0][2], pause_rows[1][2]
+    print()
+    print(f"{'single-command pauses':<24} {'p99.99 us':>10} {'max us':>10} {'> 1 ms':>7} {'growths':>8}")
+    for label, p9999, worst, over, grown in pause_rows:
+        print(f"{label:<24} {p9999:>10.1f} {worst:>10.1f} {over:>7} {grown:>8}")
+    big = 2_000_000
+    print(f"\none growth of each region of an arena sized for {big:,} orders (a copy of the arena; the client-id "
+          "set rehashed only when it grows):")
+    for name, mib, ms in growth_times(instruments, big):
+        print(f"  {name:<11} {mib:>4} MiB {ms:>8.1f} ms")
+
     # the table
     print()
     head = f"{'implementation':<44} {'messages':>10} {'seconds':>9} {'msgs/s':>12} {'vs batch core':>14} {'trades':>9}"
@@ -238,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     for f in failures:
         print(f"SANITY FAILURE: {f}")
     print(f"core_batch_msgs_per_s={fmt_rate(core_batch)} core_single_msgs_per_s={fmt_rate(core_single)} "
-          f"reference_msgs_per_s={fmt_rate(reference)} best_peer_msgs_per_s={fmt_rate(best_peer)}")
+          f"reference_msgs_per_s={fmt_rate(reference)} best_peer_msgs_per_s={fmt_rate(best_peer)} "
+          f"core_max_pause_us={core_max_pause_us:.0f} core_max_pause_grown_us={grown_max_pause_us:.0f}")
     return 1 if failures else 0
 
 

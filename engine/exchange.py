@@ -62,14 +62,19 @@ class Exchange:
     """The matching engine for a list of instruments (ids = list positions)."""
 
     def __init__(self, instruments: list[Instrument], max_firms: int = 256, event_capacity: int = 1 << 16,
-                 expected_orders: int = 0, arena: np.ndarray | None = None):
-        """``expected_orders``: orders the session will see, to size the arena up front (0: grow as needed).
+                 expected_orders: int = 0, arena: np.ndarray | None = None, *, live_orders: int = 0,
+                 levels: int = 0, ladder_depth: int = 0):
+        """Size the arena up front for the session, so that matching never pauses to grow it (0: grow as needed):
+        ``expected_orders`` accepted over the session, ``live_orders`` resting at once, ``levels`` price levels
+        alive at once over all books, ``ladder_depth`` levels on one side of one book
+        (``engine.core.layout.capacity_for``).
 
         ``arena``: start from this state (a snapshot's, taken over, not copied) instead of an empty one."""
         self.instruments = list(instruments)
         self.max_firms = max_firms
         if arena is None:
-            arena = new_arena(self.instruments, max_firms, capacity_for(expected_orders))
+            arena = new_arena(self.instruments, max_firms,
+                              capacity_for(expected_orders, live_orders, levels, ladder_depth))
         arena[H_NE] = 0
         self._A = arena
         self._E = np.zeros(event_capacity, dtype=EVENT_DTYPE)

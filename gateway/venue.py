@@ -55,7 +55,9 @@ from gateway.simulate import Simulation
 from gateway.units import format_elapsed, format_qty
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "order_entry.json"
-EXPECTED_ORDERS = 250_000  # initial engine size; it grows beyond (each snapshot holds the whole arena)
+# the engine sized for a trading day up front, so that matching does not pause to grow it (a growth copies the
+# whole arena: tens of ms); it still grows beyond (each snapshot holds the whole arena)
+ENGINE_SIZE = {"expected_orders": 250_000, "live_orders": 32_768, "levels": 32_768, "ladder_depth": 128}
 ROLLING_DAY_HOURS = 24  # hours listed beyond the window: they open one by one as the window rolls
 TICK_S = 10.0  # a compile in progress says so this often
 # what the venue compiles before it opens its ports: (name, warm-up, one of its compiled functions, cold seconds
@@ -125,13 +127,12 @@ def serve(args: argparse.Namespace) -> int:
     anchor = time.time_ns() // NS_PER_HOUR * NS_PER_HOUR
     instruments = listing.instruments(anchor, listing.window_hours + ROLLING_DAY_HOURS)
     if args.journal:
-        engine = JournaledExchange.open(args.journal, instruments, len(config.firms),
-                                        expected_orders=EXPECTED_ORDERS)
+        engine = JournaledExchange.open(args.journal, instruments, len(config.firms), **ENGINE_SIZE)
         instruments = engine.instruments  # a recovered journal keeps the listing it was started with
         if engine.recovery is not None:
             print(f"cx serve: {engine.recovery}", flush=True)
     else:
-        engine = Market(Exchange(instruments, len(config.firms), expected_orders=EXPECTED_ORDERS))
+        engine = Market(Exchange(instruments, len(config.firms), **ENGINE_SIZE))
     (engine.exchange if args.journal else engine).clock = time.perf_counter  # the clearing's budget is wall time
     feeds = FeedPublisher(instruments, config.market_data, config.snapshots).bind()
     gateway = Gateway(config, engine)

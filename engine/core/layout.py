@@ -139,13 +139,22 @@ FULL_HEAP = 7
 INITIAL_CAPACITY = {"ocap": 1 << 14, "lcap": 1 << 12, "lmax": 64, "idcap": 1 << 16, "dcap": 1 << 16, "hcap": 1 << 12}
 
 
-def capacity_for(expected_orders: int) -> dict[str, int]:
-    """Initial capacities for a session of that many orders (ids and client ids are never reused)."""
+def capacity_for(expected_orders: int, live_orders: int = 0, levels: int = 0, ladder_depth: int = 0,
+                 expiries: int = 0) -> dict[str, int]:
+    """Initial capacities, so that a session of that size never grows the arena (each growth copies it).
+
+    ``expected_orders``: orders accepted over the session (order ids and client ids are never reused);
+    ``live_orders``: resting at once; ``levels``: price levels alive at once over all books;
+    ``ladder_depth``: price levels on one side of one book; ``expiries``: GTD orders live at once.
+    0 leaves a capacity at its default (``INITIAL_CAPACITY``)."""
     caps = dict(INITIAL_CAPACITY)
     if expected_orders > 0:
         ids = 1 << int(expected_orders + 2).bit_length()
         caps["idcap"] = max(caps["idcap"], ids)
         caps["dcap"] = max(caps["dcap"], 2 * ids)
+    for key, wanted in (("ocap", live_orders), ("lcap", levels), ("lmax", ladder_depth), ("hcap", expiries)):
+        if wanted > 0:
+            caps[key] = max(caps[key], 1 << int(wanted).bit_length())  # above it, a power of two
     return caps
 
 
@@ -207,7 +216,11 @@ def new_arena(instruments: list[Instrument], max_firms: int, caps: dict[str, int
 
 
 def grow(A: np.ndarray, full: int) -> np.ndarray:
-    """A copy of the arena with the region named by a FULL_* code four times larger. O(arena)."""
+    """A copy of the arena with the region named by a FULL_* code four times larger.
+
+    One allocation and one copy of every region (a memcpy, O(arena words)); the client-id set is rehashed
+    only when it is the region that grew (its slots depend on its size), otherwise copied as it is. A venue
+    avoids growth altogether by sizing the arena up front (``capacity_for``)."""
     caps = capacities(A)
     caps[_GROWN_BY[full]] *= 4
     B = _allocate(int(A[H_NINST]), int(A[H_MAXF]), caps)
@@ -215,7 +228,7 @@ def grow(A: np.ndarray, full: int) -> np.ndarray:
     for k, (a, b) in enumerate(zip(views(A), views(B), strict=True)):
         if k == _LAD:  # (sides, lmax, 2): the old ladder columns
             b[:, : a.shape[1]] = a
-        elif k == _DUP:  # a hash set: rehash into the larger table
+        elif k == _DUP and full == FULL_DUP:  # a larger hash set: every client id to its new slot
             rehash(A, B)
         else:
             b[: a.shape[0]] = a

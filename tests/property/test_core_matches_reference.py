@@ -20,7 +20,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.codes import CommandKind, EventKind, Liquidity, OrderType, TimeInForce
+from engine.codes import CommandKind, EventKind, Liquidity, OrderType, RejectReason, TimeInForce
+from engine.core.layout import capacities, new_arena
 from engine.exchange import Exchange
 from engine.records import COMMAND_DTYPE
 from engine.reference import ReferenceExchange
@@ -173,10 +174,17 @@ class Invariants:
                 assert seqs == sorted(seqs), "level not FIFO by arrival"
 
 
-def run_stream(seed: int, n_commands: int) -> tuple[np.ndarray, np.ndarray]:
-    """Drive both engines command by command; returns (commands, events) for the batch check."""
+# every region of the arena as small as it can be, so that a stream grows each of them again and again
+TINY = {"ocap": 1, "lcap": 1, "lmax": 1, "idcap": 2, "dcap": 2, "hcap": 1}
+
+
+def run_stream(seed: int, n_commands: int, caps: dict[str, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Drive both engines command by command; returns (commands, events) for the batch check.
+
+    ``caps``: the core's initial capacities (default: the engine's own)."""
     listing = make_instruments()
-    ref, core = ReferenceExchange(listing, 16), Exchange(listing, 16)
+    ref = ReferenceExchange(listing, 16)
+    core = Exchange(listing, 16, arena=None if caps is None else new_arena(listing, 16, caps))
     gen = StreamGenerator(seed, len(listing))
     inv = Invariants()
     commands = np.zeros(n_commands, dtype=COMMAND_DTYPE)
@@ -206,6 +214,27 @@ def test_core_and_reference_emit_identical_events_on_random_streams(seed):
     # the same stream as one batch through a fresh core gives the same events
     core = Exchange(make_instruments(), 16, event_capacity=64)
     assert np.array_equal(core.submit_batch(commands), events)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(min_value=0, max_value=2**32 - 1))
+def test_a_core_that_grows_every_region_over_and_over_emits_the_references_events(seed):
+    """Growth (a larger copy of the arena; the client-id set rehashed only when it is what grew) changes no event."""
+    commands, events = run_stream(seed, 3_000, TINY)
+    core = Exchange(make_instruments(), 16, event_capacity=1, arena=new_arena(make_instruments(), 16, TINY))
+    assert np.array_equal(core.submit_batch(commands), events)
+    grown = capacities(core.arena)
+    assert all(grown[k] > TINY[k] for k in ("ocap", "lcap", "lmax", "idcap", "dcap")), grown
+    # every client id used so far is still known after all that growth: reusing one is refused, in both engines
+    reference = ReferenceExchange(make_instruments(), 16)
+    reference.submit_batch(commands)
+    news = commands[commands["kind"] == CommandKind.NEW_ORDER]
+    again = news[:: max(1, len(news) // 200)].copy()
+    again["ts"] = commands["ts"].max()
+    expected = reference.submit_batch(again)
+    assert np.array_equal(core.submit_batch(again), expected)
+    reasons = expected["reason"][expected["kind"] == EventKind.REJECTED]  # validation may refuse some first
+    assert (reasons == RejectReason.DUPLICATE_CLIENT_ORDER_ID).sum() >= len(again) // 10
 
 
 def test_fixed_seed_stream_exercises_every_event_kind():
