@@ -2,7 +2,8 @@
 
 A tool started before the venue is ready (``make run`` compiles the matching core on a machine's first
 run; a restart takes seconds) does not give up at its first silence. ``wait_for`` keeps trying, says once
-on standard error that it is waiting (what for, and for how long at most), says it again every
+on standard error that it is waiting (what for, and for how long at most) when no answer came within
+``QUIET_S``, says it again every
 ``REPEAT_S`` seconds, and gives up only after the tool's ``--venue-timeout`` seconds (default ``DEFAULT_WAIT_S``),
 leaving the error that names what did not answer to its caller. Every tool that talks to the venue
 (``cx simulate``, ``cx status``, ``cx admin``, ``cx top``, ``cx order`` and the other order-entry
@@ -25,6 +26,7 @@ T = TypeVar("T")
 DEFAULT_WAIT_S = 120.0  # a first run's compile takes about 50 s on 2 cores; a restart a few seconds
 REPEAT_S = 10.0  # how often "still waiting" is said
 ATTEMPT_S = 1.0  # the longest single attempt
+QUIET_S = 2.0  # a venue that answers within this is not reported as waited for
 
 
 def wait_for(attempt: Callable[[float], T | None], tool: str, what: str, wait_s: float,
@@ -34,7 +36,7 @@ def wait_for(attempt: Callable[[float], T | None], tool: str, what: str, wait_s:
 
     ``attempt`` is given how long it may take (at most ``attempt_s``, at least 10 ms, never past ``wait_s``).
     ``tool`` (``cx top``) and ``what`` (``market-data snapshot from tcp://...``) make the waiting lines: the
-    first after the first attempt that failed."""
+    first once ``QUIET_S`` passed without an answer (or at the timeout, if that is sooner)."""
     start = clock()
     said = None  # when the last waiting line was printed
     while True:
@@ -43,11 +45,11 @@ def wait_for(attempt: Callable[[float], T | None], tool: str, what: str, wait_s:
         if result is not None:
             return result
         now = clock()
-        if said is None:
+        if said is None and (now - start >= QUIET_S or now - start >= wait_s):
             print(f"{tool}: waiting for the venue ({what}), for {wait_s:g} s at most (--venue-timeout)",
                   file=out or sys.stderr, flush=True)
             said = now
-        elif now - start < wait_s and now - said >= REPEAT_S:
+        elif said is not None and now - start < wait_s and now - said >= REPEAT_S:
             print(f"{tool}: still waiting for the venue ({what}): {now - start:.0f} s of {wait_s:g} s",
                   file=out or sys.stderr, flush=True)
             said = now
