@@ -20,6 +20,7 @@ A TOML file with a ``[gateway]`` table and one ``[[firms]]`` table per firm::
     max_order_qty = 1000
     max_open_qty = 100000                  # per instrument, both sides
     max_msgs_per_s = 20000                 # per session; excess orders: THROTTLED
+    max_sessions = 64                      # session names per trading day
 
 Without a file, ``load_config(None)`` gives the built-in default: plain text on
 loopback (said explicitly by ``plaintext = true``) and a few demo firms, so the
@@ -55,6 +56,7 @@ class FirmConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_order_qty: int = 10_000
     max_open_qty: int = 1_000_000
     max_msgs_per_s: int = 50_000
+    max_sessions: int = 64  # sessions (names) the firm may have in a trading day; a logon to a new one beyond: refused
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -131,7 +133,7 @@ def _validated(cfg: GatewayConfig, source: str) -> GatewayConfig:
         if f.name in names:
             raise err(f"firms[{i}].name", f"duplicate firm {f.name!r}")
         names.add(f.name)
-        for field in ("max_order_qty", "max_open_qty", "max_msgs_per_s"):
+        for field in ("max_order_qty", "max_open_qty", "max_msgs_per_s", "max_sessions"):
             if getattr(f, field) <= 0:
                 raise err(f"firms[{i}].{field}", "must be positive")
         key = f.public_key

@@ -138,6 +138,9 @@ _STATUS, _COUNT = _EV["status"], _EV["count"]
 PK, PE = PackageCommandKind, PackageEventKind
 HARD_FRAME_LIMIT = 1 << 20  # ZeroMQ drops a connection that sends more than this in one frame
 # plain ints: pyzmq's flag enums cost more than the send itself on this path
+SEND_QUEUE_FRAMES = 2_000  # frames (of up to OUTBOX_FRAME messages) queued to one connection at most
+RECEIVE_QUEUE_FRAMES = 10_000  # frames queued from one connection at most (ZeroMQ fair-queues between them)
+RESEND_PER_PASS = 4_096  # messages of a session's resend queued per pass of the loop
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 RECOVERED_SESSION = "recovered"  # owner of replayed orders whose batch names no session (journaled without a note)
@@ -255,6 +258,8 @@ class Gateway:
         self._told: list[tuple[Session, bytes]] = []  # journaled only: the gateway's own messages since the last batch
         self._suspension_changed = False  # journaled only: the next batch's note carries ``suspended``
         self._carried: list[Session | None] = []  # replay: origins of a batch's commands beyond the last engine call
+        self._sessions_of: Counter[int] = Counter()  # firm id -> sessions it has
+        self._resending: set[Session] = set()  # sessions catching up after a logon (Session.resend_from)
         self._recovered = False  # sessions were rebuilt from a journal: those that do not come back are timed out
         self._absent: dict[Session, int] = {}  # recovered sessions not logged on again -> their deadline
         self._pending: Counter[tuple[int, int]] = Counter()  # quantity admitted into the batch
@@ -277,6 +282,7 @@ class Gateway:
         s = self.sessions.by_key.get((firm.name, name))
         if s is None:
             s = self.sessions.by_key[(firm.name, name)] = Session(fid, firm.name, name, firm.max_msgs_per_s)
+            self._sessions_of[fid] += 1
         return s
 
     # ------------------------------------------------------------ lifecycle
@@ -295,8 +301,9 @@ class Gateway:
         r = self._router = self._ctx.socket(zmq.ROUTER)
         r.setsockopt(zmq.LINGER, 0)
         r.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_LIMIT)
-        r.setsockopt(zmq.SNDHWM, 1_000_000)
-        r.setsockopt(zmq.RCVHWM, 1_000_000)
+        r.setsockopt(zmq.SNDHWM, SEND_QUEUE_FRAMES)  # per connection; a client that leaves more unread is cut off
+        r.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE_FRAMES)  # per connection: a flood waits in its own TCP buffers
+        r.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full queue is an error (EAGAIN) the gateway acts on, not a drop
         if not cfg.plaintext:
             r.curve_server = True
             r.curve_secretkey = cfg.server_secret_key.encode()
@@ -364,7 +371,7 @@ class Gateway:
         self._timers(now)
         self._auction_schedule(now)
         self._flush(now)
-        self._send_outbox()
+        self._send_outbox(now)
 
     def _on_frames(self, frames: list[zmq.Frame], now: int) -> None:
         self.stats["frames"] += 1
@@ -393,18 +400,28 @@ class Gateway:
                                                                     getattr(msg, "client_order_id", None))))
             session.last_heard_ns = now
             self._handlers[type(msg)](session, msg, now)
+            if session.throttled_in_a_row and session.flooding():  # the rest of the frame is not looked at
+                self.stats["flooding"] += 1
+                return self._end_session(session, now, "FLOODING", "kept sending far above the session's message "
+                                                                   "rate (THROTTLED): disconnected")
 
     def _protocol_error(self, rid: bytes, text: str, message_type: str = "", clid: int | None = None) -> None:
         self.stats["protocol_errors"] += 1
         log.debug("protocol error from %r: %s", rid, text)
         self._send(rid, self._encode(p.ProtocolError(text[:200], message_type, clid)))
 
-    def _send(self, rid: bytes, payload: bytes) -> None:
+    def _send(self, rid: bytes, payload: bytes) -> bool:
+        """Queue one frame to a connection; False if its queue is full (``SEND_QUEUE_FRAMES`` unread). A frame
+        to a peer that is gone is dropped (the session's store keeps every sequenced message for a resend)."""
         try:
             self._router.send(rid, _MORE_NOBLOCK)
             self._router.send(payload, _NOBLOCK)
-        except zmq.ZMQError:  # peer gone or its queue full: the store keeps sequenced messages for resend
+        except zmq.Again:
             self.stats["send_dropped"] += 1
+            return False
+        except zmq.ZMQError:  # EHOSTUNREACH: no such peer (any more)
+            self.stats["send_dropped"] += 1
+        return True
 
     def _deliver(self, s: Session, msg) -> bytes:
         """Store a sequenced message (built with seq = s.next_seq); it leaves at the end of the pass."""
@@ -422,7 +439,7 @@ class Gateway:
 
     def _store(self, s: Session, payload: bytes) -> None:
         s.store.append(payload)
-        if s.routing_id is not None:
+        if s.routing_id is not None and s.resend_from is None:  # while catching up, the resend brings it in order
             self._queue(s.routing_id, payload)
             s.last_sent_ns = self._last_engine_ns
 
@@ -433,12 +450,39 @@ class Gateway:
         else:
             box.append(payload)
 
-    def _send_outbox(self) -> None:
-        """Each connection's messages of this pass as frames of up to OUTBOX_FRAME messages."""
+    def _send_outbox(self, now: int) -> None:
+        """Each connection's messages of this pass as frames of up to OUTBOX_FRAME messages.
+
+        A session whose connection's queue is full (``SEND_QUEUE_FRAMES`` frames it has not read) is
+        disconnected: ``SystemEvent(SLOW_CONSUMER)``, its orders cancelled if it asked for cancel on
+        disconnect; it may log on again with ``next_seq`` and get everything it missed."""
+        for s in list(self._resending):  # resends: up to RESEND_PER_PASS messages per session and pass
+            if s.resend_from is None or s.routing_id is None:
+                self._resending.discard(s)
+                continue
+            chunk = s.store[s.resend_from : s.resend_from + RESEND_PER_PASS]
+            self._outbox.setdefault(s.routing_id, []).extend(chunk)
+            s.resend_from += len(chunk)
+        slow = []
         for rid, payloads in self._outbox.items():
+            session = self.sessions.by_routing_id.get(rid)
             for i in range(0, len(payloads), OUTBOX_FRAME):
-                self._send(rid, p.join_encoded(payloads[i : i + OUTBOX_FRAME]))
+                if self._send(rid, p.join_encoded(payloads[i : i + OUTBOX_FRAME])):
+                    continue
+                if session is not None and session.resend_from is not None:
+                    session.resend_from -= len(payloads) - i  # a resend waits for room: sent again next pass
+                elif session is not None:
+                    slow.append(session)
+                break
+        for s in list(self._resending):
+            if s.resend_from is not None and s.resend_from >= len(s.store):
+                s.resend_from = None  # caught up: from now on messages are queued as they are stored
+                self._resending.discard(s)
         self._outbox.clear()
+        for session in slow:
+            self.stats["slow_consumers"] += 1
+            self._end_session(session, now, "SLOW_CONSUMER", f"more than {SEND_QUEUE_FRAMES} frames unread: "
+                                                             "disconnected; log on again with next_seq")
 
     # ------------------------------------------------------------ sessions
 
@@ -455,6 +499,10 @@ class Gateway:
             text = "next_seq must be at least 1"
         elif not 10 <= m.heartbeat_ms <= 60_000:
             text = "heartbeat_ms must be within 10..60000"
+        elif (firm, m.session) not in self.sessions.by_key and \
+                self._sessions_of[fid] >= self.config.firms[fid].max_sessions:
+            text = (f"firm {firm!r} has {self._sessions_of[fid]} sessions today, its maximum (max_sessions): "
+                    "log on to one of them")
         if text:
             self.stats["logon_rejected"] += 1
             return self._send(rid, self._encode(p.LogonRejected(text)))
@@ -464,8 +512,9 @@ class Gateway:
         s.cancel_on_disconnect = m.cancel_on_disconnect
         s.last_heard_ns = s.last_sent_ns = now
         self._send(rid, self._encode(p.LogonAccepted(s.name, firm, s.next_seq, self.config.heartbeat_ms)))
-        for payload in s.store[m.next_seq - 1:]:
-            self._queue(rid, payload)
+        s.resend_from = m.next_seq - 1 if m.next_seq <= len(s.store) else None  # the resend: paced by _send_outbox
+        if s.resend_from is not None:
+            self._resending.add(s)
 
     def _heartbeat(self, s: Session, m: p.Heartbeat, now: int) -> None:
         pass  # being heard from is all a heartbeat does

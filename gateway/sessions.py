@@ -31,6 +31,7 @@ from __future__ import annotations
 import msgspec
 
 NS_PER_MS = 1_000_000
+FLOOD_SECONDS = 2  # a session refused THROTTLED for this many seconds of its rate in a row is disconnected
 
 
 class BatchNote(msgspec.Struct, array_like=True, frozen=True):
@@ -59,7 +60,7 @@ decode_note = msgspec.msgpack.Decoder(BatchNote).decode
 class Session:
     __slots__ = ("firm_id", "firm", "name", "routing_id", "store", "last_heard_ns", "last_sent_ns",
                  "heartbeat_ms", "cancel_on_disconnect", "live_orders", "live_packages", "_tokens", "_tokens_ns",
-                 "_rate")
+                 "_rate", "throttled_in_a_row", "resend_from")
 
     def __init__(self, firm_id: int, firm: str, name: str, max_msgs_per_s: int):
         self.firm_id = firm_id
@@ -76,6 +77,8 @@ class Session:
         self._rate = max_msgs_per_s
         self._tokens = float(max_msgs_per_s)  # burst: one second's worth
         self._tokens_ns = 0
+        self.throttled_in_a_row = 0  # order messages refused THROTTLED since the last one admitted
+        self.resend_from: int | None = None  # catching up after a logon: the store position sent next (paced)
 
     @property
     def next_seq(self) -> int:
@@ -90,8 +93,14 @@ class Session:
             self._tokens_ns = now_ns
         if self._tokens >= 1.0:
             self._tokens -= 1.0
+            self.throttled_in_a_row = 0
             return True
+        self.throttled_in_a_row += 1
         return False
+
+    def flooding(self) -> bool:
+        """Refused for its rate ``FLOOD_SECONDS`` seconds' worth of messages in a row: it ignores THROTTLED."""
+        return self.throttled_in_a_row > FLOOD_SECONDS * self._rate
 
 
 class SessionTable:
@@ -107,7 +116,7 @@ class SessionTable:
             self.by_routing_id.pop(session.routing_id, None)
         previous = self.by_routing_id.get(routing_id)
         if previous is not None and previous is not session:
-            previous.routing_id = None
+            previous.routing_id = previous.resend_from = None
         session.routing_id = routing_id
         self.by_routing_id[routing_id] = session
         return previous
@@ -116,6 +125,7 @@ class SessionTable:
         if session.routing_id is not None:
             self.by_routing_id.pop(session.routing_id, None)
             session.routing_id = None
+        session.resend_from = None
 
     def connected(self) -> list[Session]:
         return list(self.by_routing_id.values())
