@@ -28,7 +28,13 @@ Measured, in one run:
     each rate are not counted (warm-up).
 (3) the same client code, in both modes, against the echo server, which sends
     every frame straight back (the client counts an echoed NewOrder as its
-    ack): the limit of Python + pyzmq + loopback tcp on this machine.
+    ack): the limit of Python + pyzmq + loopback tcp on this machine;
+(4) abuse (gateway only): the latency client at 5,000 orders/s again, while
+    another process (firm ABUSER, limited to 20,000 messages/s like a real
+    firm) sends IOCs as fast as it can and never reads: its p99 against the
+    quiet run's (``gw_abuse_p99_ratio``; target <= 2). The gateway's own
+    defences act on it (THROTTLED, then FLOODING; SLOW_CONSUMER), and it takes
+    CPU from the others on a 2-core machine, which no gateway can prevent.
 
 Targets (from the issue): >= 200,000 acknowledged orders/s; p99 <= 250 us at
 20,000 orders/s offered; gateway throughput >= 50% of the echo server's. The
@@ -38,7 +44,7 @@ missing). Without ``gateway.server`` the gateway rows are skipped and print
 ``nan``.
 
 Prints a table, then as its last line
-``gw_orders_per_s=... gw_p99_us_at_20k=... echo_msgs_per_s=...``.
+``gw_orders_per_s=... gw_p99_us_at_20k=... echo_msgs_per_s=... gw_p99_us_abused=... gw_abuse_p99_ratio=...``.
 Usage: ``python bench/bench_gateway.py [--clients N] [--seconds S] [--rates 5000,20000,50000]
 [--servers gateway,echo]`` (``--messages``, passed by ``run_all.py``, is ignored). The whole run is
 bounded (about 35 s; every wait has a timeout) and every process it starts is stopped on exit or
@@ -84,6 +90,9 @@ PARENT_CHECK_S = 0.5
 SERVER_LIFETIME_S = 300.0  # a server process exits after this long whatever happens
 THROUGHPUT_FIRMS = ("TPUT1", "TPUT2", "TPUT3", "TPUT4", "TPUT5", "TPUT6", "TPUT7", "TPUT8")
 LATENCY_FIRM = "LATENCY"  # the open-loop client, also in the warm-up (client order ids from 0)
+ABUSE_FIRM = "ABUSER"  # sends as fast as it can and never reads, under a real message-rate limit
+ABUSE_RATE = 20_000  # ABUSE_FIRM's max_msgs_per_s (the other firms have none to speak of)
+ABUSE_RATE_OFFERED = 5_000.0  # the latency client's rate in the abuse comparison
 
 
 # ------------------------------------------------------------------ servers
@@ -114,7 +123,8 @@ def gateway_process(conn, stop, firms: list[str], expected_orders: int, parent: 
         symbols = [i.symbol for i in instruments if i.close_ns > now + 20 * 60 * 10**9][:N_SYMBOLS]
         engine = Exchange(instruments, max_firms=64, expected_orders=expected_orders)
         config = GatewayConfig.for_tests(
-            firms=[FirmConfig(f, max_order_qty=10_000, max_open_qty=10**9, max_msgs_per_s=10**8) for f in firms],
+            firms=[FirmConfig(f, max_order_qty=10_000, max_open_qty=10**9,
+                              max_msgs_per_s=ABUSE_RATE if f == ABUSE_FIRM else 10**8) for f in firms],
             plaintext=True, heartbeat_timeout_ms=120_000)
         gw = Gateway(config, engine, clock=time.time_ns)
         gw.start()
@@ -225,6 +235,55 @@ def order_pattern(symbols: list[str], seed: int) -> list[tuple[str, int, int, in
             price = MID - off if side == 0 else MID + off
             out.append((sym, side, price, qty, gtc, newest, True))
     return out
+
+
+def abuser_process(endpoint: str, symbol: str, seconds: float, parent: int, ready) -> None:
+    """A client that logs on, then sends NewOrders (IOCs that trade or are cancelled) as fast as it can for
+    ``seconds`` (5 million at most) and never reads what comes back."""
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVHWM, 1)
+    sock.setsockopt(zmq.RCVBUF, 4096)
+    sock.setsockopt(zmq.SNDHWM, 10_000)
+    sock.connect(endpoint)
+    try:
+        sock.send(P.client_encoder.encode(P.Logon(session="abuse", firm=ABUSE_FIRM, heartbeat_ms=60_000)))
+        if not sock.poll(30_000):
+            return
+        sock.recv()
+        ready.set()
+        end = time.monotonic() + seconds
+        k = 0
+        while time.monotonic() < end and k < 5_000_000 and os.getppid() == parent:
+            frame = P.client_encoder.encode([P.NewOrder(3 * CLID_STRIDE + k + j, symbol, (k + j) % 2, 1, MID,
+                                                        tif=P.TimeInForce.IOC) for j in range(50)])
+            try:
+                sock.send(frame, zmq.NOBLOCK)
+                k += 50
+            except zmq.Again:
+                time.sleep(0.001)
+    finally:
+        sock.close(0)
+        ctx.term()
+
+
+def abuse_phase(ctx, info: dict, seconds: float, clid_base: int) -> Phase:
+    """The latency client at ABUSE_RATE_OFFERED orders/s while an abusive client is attached."""
+    ready = ctx.Event()
+    abuser = ctx.Process(target=abuser_process, args=(info["endpoint"], info["symbols"][0], seconds + 5,
+                                                      os.getpid(), ready), daemon=True)
+    abuser.start()
+    try:
+        ready.wait(30)
+        time.sleep(0.5)  # let it get going
+        return latency_phase(ctx, "gateway", info, ABUSE_RATE_OFFERED, seconds, clid_base, "gateway-abused")
+    finally:
+        abuser.terminate()
+        abuser.join(5)
+        if abuser.is_alive():
+            abuser.kill()
+            abuser.join()
 
 
 def client_process(spec: dict, results, go) -> None:
@@ -560,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     phases: list[Phase] = []
     failures: list[str] = []
     skipped = ""
-    firms = [*THROUGHPUT_FIRMS, LATENCY_FIRM]
+    firms = [*THROUGHPUT_FIRMS, LATENCY_FIRM, ABUSE_FIRM]
     expected = 2_000_000  # orders the gateway's engine is sized for up front (it grows past that if need be)
 
     for server in [x.strip() for x in args.servers.split(",") if x.strip() in ("gateway", "echo")]:
@@ -595,6 +654,12 @@ def main(argv: list[str] | None = None) -> int:
                 phases.append(ph)
                 print(f"  latency at {fmt(rate)}/s offered: p50 {fmt(ph.pct[0.5], 1)} us, "
                       f"p99 {fmt(ph.pct[0.99], 1)} us", flush=True)
+            if server == "gateway":
+                ph = abuse_phase(ctx, srv.info, args.latency_seconds, (len(rates) + 2) * CLID_STRIDE)
+                ph.server = "+abuser"  # the gateway, with the abusive client attached
+                phases.append(ph)
+                print(f"  latency at {fmt(ABUSE_RATE_OFFERED)}/s offered with an abusive client attached: "
+                      f"p50 {fmt(ph.pct[0.5], 1)} us, p99 {fmt(ph.pct[0.99], 1)} us", flush=True)
     for ph in phases:
         for e in ph.errors:
             failures.append(f"{ph.server} {ph.kind}: {e}")
@@ -642,6 +707,16 @@ def main(argv: list[str] | None = None) -> int:
     gw_p99 = gw20.pct[0.99] if gw20 and gw20.ok else math.nan
     ratio = gw_rate / echo_rate if echo_rate and not math.isnan(gw_rate) else math.nan
 
+    quiet = pick("gateway", "latency", ABUSE_RATE_OFFERED)
+    abused = pick("+abuser", "latency")
+    abuse_p99 = abused.pct[0.99] if abused and abused.ok else math.nan
+    abuse_ratio = abuse_p99 / quiet.pct[0.99] if quiet and quiet.ok and not math.isnan(abuse_p99) else math.nan
+    if abused is not None:
+        alone = quiet.pct[0.99] if quiet else math.nan
+        print(f"abuse: the latency client at {fmt(ABUSE_RATE_OFFERED)}/s, p99 {fmt(alone, 1)} "
+              f"us alone, {fmt(abuse_p99, 1)} us with a client attached that sends as fast as it can (its firm "
+              f"limited to {ABUSE_RATE:,} messages/s) and never reads ({fmt(abuse_ratio, 2)}x)")
+
     def verdict(ok: bool | None) -> str:
         return "n/a (not measured)" if ok is None else ("met" if ok else "NOT MET")
 
@@ -653,12 +728,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{verdict(None if math.isnan(gw_p99) else gw_p99 <= 250)}")
     print(f"  gateway >= 50% of the echo server's throughput: {fmt(100 * ratio, 1)}% -> "
           f"{verdict(None if math.isnan(ratio) else ratio >= 0.5)}")
+    print(f"  p99 with an abusive client attached <= 2x without: {fmt(abuse_ratio, 2)}x -> "
+          f"{verdict(None if math.isnan(abuse_ratio) else abuse_ratio <= 2.0)}")
     if skipped:
         print(f"gateway not measured: {skipped}")
     for f in failures:
         print(f"FAILURE: {f}")
     print(f"(whole run {time.monotonic() - t_start:.1f} s)")
-    print(f"gw_orders_per_s={plain(gw_rate)} gw_p99_us_at_20k={plain(gw_p99, 1)} echo_msgs_per_s={plain(echo_rate)}")
+    print(f"gw_orders_per_s={plain(gw_rate)} gw_p99_us_at_20k={plain(gw_p99, 1)} echo_msgs_per_s={plain(echo_rate)} "
+          f"gw_p99_us_abused={plain(abuse_p99, 1)} gw_abuse_p99_ratio={plain(abuse_ratio, 2)}")
     return 1 if failures else 0
 
 

@@ -141,6 +141,11 @@ HARD_FRAME_LIMIT = 1 << 20  # ZeroMQ drops a connection that sends more than thi
 SEND_QUEUE_FRAMES = 2_000  # frames (of up to OUTBOX_FRAME messages) queued to one connection at most
 RECEIVE_QUEUE_FRAMES = 10_000  # frames queued from one connection at most (ZeroMQ fair-queues between them)
 RESEND_PER_PASS = 4_096  # messages of a session's resend queued per pass of the loop
+PASS_MESSAGES = 4_096  # a pass stops draining frames once it has this many messages: one flood cannot hold it
+LOGON_REQUIRED_EVERY_NS = 100 * NS_PER_MS  # a connection with no session is told LogonRequired this often at most
+MAX_TOLD_CONNECTIONS = 65_536  # connections remembered as told (then forgotten all at once)
+MAX_LOGON_BYTES = 512  # a Logon frame is smaller than this
+PASS_BUDGET_NS = 2_000_000  # a pass stops draining frames after this much time, so its replies leave
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 RECOVERED_SESSION = "recovered"  # owner of replayed orders whose batch names no session (journaled without a note)
@@ -260,6 +265,8 @@ class Gateway:
         self._carried: list[Session | None] = []  # replay: origins of a batch's commands beyond the last engine call
         self._sessions_of: Counter[int] = Counter()  # firm id -> sessions it has
         self._resending: set[Session] = set()  # sessions catching up after a logon (Session.resend_from)
+        self._pass_messages = 0  # messages decoded in this pass of the loop
+        self._told_logon_required: dict[bytes, int] = {}  # connection with no session -> when it was last told
         self._recovered = False  # sessions were rebuilt from a journal: those that do not come back are timed out
         self._absent: dict[Session, int] = {}  # recovered sessions not logged on again -> their deadline
         self._pending: Counter[tuple[int, int]] = Counter()  # quantity admitted into the batch
@@ -358,7 +365,9 @@ class Gateway:
         now = self.clock()
         if self._router in ready:
             recv = self._router.recv
-            for _ in range(self.config.max_batch):
+            self._pass_messages = 0
+            until = time.monotonic_ns() + PASS_BUDGET_NS
+            for k in range(self.config.max_batch):  # frames, fair-queued by ZeroMQ between the connections
                 try:
                     frames = [recv(_NOBLOCK, copy=False)]
                 except zmq.Again:
@@ -366,6 +375,9 @@ class Gateway:
                 while frames[-1].more:
                     frames.append(recv(0, copy=False))
                 self._on_frames(frames, now)
+                # the replies of this pass leave now, not after a flood: a bounded pass, in messages and in time
+                if self._pass_messages >= PASS_MESSAGES or (k & 63 == 63 and time.monotonic_ns() > until):
+                    break
         if self._admin in ready:
             self._serve_admin(now)
         self._timers(now)
@@ -382,10 +394,30 @@ class Gateway:
         if len(frame) > p.MAX_FRAME_BYTES:
             self.stats["oversized"] += 1
             return self._protocol_error(rid, f"frame of {len(frame)} bytes is above {p.MAX_FRAME_BYTES}")
+        session = self.sessions.by_routing_id.get(rid)
+        if session is None:  # only a Logon can help it: the rest of the frame is not decoded
+            told = self._told_logon_required
+            recently = now - told.get(rid, -LOGON_REQUIRED_EVERY_NS) < LOGON_REQUIRED_EVERY_NS
+            if recently and len(frame) > MAX_LOGON_BYTES:  # told already, and too big to be a Logon: not read
+                self._pass_messages += 1
+                self.stats["logon_required"] += 1
+                return None
+            kind, clid = p.what_it_was(frame.buffer)
+            if kind != "Logon":
+                self._pass_messages += 1
+                self.stats["logon_required"] += 1
+                if recently:
+                    return None  # told already: a connection that keeps sending is not answered every frame
+                if len(told) >= MAX_TOLD_CONNECTIONS:
+                    told.clear()
+                told[rid] = now
+                return self._send(rid, self._encode(p.LogonRequired("not logged on: send Logon (with next_seq)",
+                                                                    kind, clid)))
         try:
             msgs = self._decode(frame.buffer)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             return self._protocol_error(rid, f"undecodable message: {exc}", *p.what_it_was(frame.buffer))
+        self._pass_messages += len(msgs)
         if not msgs:
             return self._protocol_error(rid, "a frame must hold at least one message")
         for msg in msgs:
@@ -400,7 +432,7 @@ class Gateway:
                                                                     getattr(msg, "client_order_id", None))))
             session.last_heard_ns = now
             self._handlers[type(msg)](session, msg, now)
-            if session.throttled_in_a_row and session.flooding():  # the rest of the frame is not looked at
+            if session.flooding():  # the rest of the frame is not looked at
                 self.stats["flooding"] += 1
                 return self._end_session(session, now, "FLOODING", "kept sending far above the session's message "
                                                                    "rate (THROTTLED): disconnected")

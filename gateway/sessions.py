@@ -31,7 +31,7 @@ from __future__ import annotations
 import msgspec
 
 NS_PER_MS = 1_000_000
-FLOOD_SECONDS = 2  # a session refused THROTTLED for this many seconds of its rate in a row is disconnected
+FLOOD_SECONDS = 2  # a session refused THROTTLED this many seconds' worth of its rate within as long: disconnected
 
 
 class BatchNote(msgspec.Struct, array_like=True, frozen=True):
@@ -60,7 +60,7 @@ decode_note = msgspec.msgpack.Decoder(BatchNote).decode
 class Session:
     __slots__ = ("firm_id", "firm", "name", "routing_id", "store", "last_heard_ns", "last_sent_ns",
                  "heartbeat_ms", "cancel_on_disconnect", "live_orders", "live_packages", "_tokens", "_tokens_ns",
-                 "_rate", "throttled_in_a_row", "resend_from")
+                 "_rate", "_throttled", "_throttled_since_ns", "resend_from")
 
     def __init__(self, firm_id: int, firm: str, name: str, max_msgs_per_s: int):
         self.firm_id = firm_id
@@ -77,7 +77,8 @@ class Session:
         self._rate = max_msgs_per_s
         self._tokens = float(max_msgs_per_s)  # burst: one second's worth
         self._tokens_ns = 0
-        self.throttled_in_a_row = 0  # order messages refused THROTTLED since the last one admitted
+        self._throttled = 0  # order messages refused THROTTLED since _throttled_since_ns
+        self._throttled_since_ns = 0
         self.resend_from: int | None = None  # catching up after a logon: the store position sent next (paced)
 
     @property
@@ -93,14 +94,16 @@ class Session:
             self._tokens_ns = now_ns
         if self._tokens >= 1.0:
             self._tokens -= 1.0
-            self.throttled_in_a_row = 0
             return True
-        self.throttled_in_a_row += 1
+        if now_ns - self._throttled_since_ns > FLOOD_SECONDS * 1_000_000_000:
+            self._throttled, self._throttled_since_ns = 0, now_ns  # a new window
+        self._throttled += 1
         return False
 
     def flooding(self) -> bool:
-        """Refused for its rate ``FLOOD_SECONDS`` seconds' worth of messages in a row: it ignores THROTTLED."""
-        return self.throttled_in_a_row > FLOOD_SECONDS * self._rate
+        """Refused THROTTLED more than ``FLOOD_SECONDS`` seconds' worth of its rate within such a window: it
+        ignores THROTTLED (a session that only bursts now and then never gets there)."""
+        return self._throttled > FLOOD_SECONDS * self._rate
 
 
 class SessionTable:
