@@ -74,7 +74,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 
 import msgspec
@@ -146,6 +146,8 @@ LOGON_REQUIRED_EVERY_NS = 100 * NS_PER_MS  # a connection with no session is tol
 MAX_TOLD_CONNECTIONS = 65_536  # connections remembered as told (then forgotten all at once)
 MAX_LOGON_BYTES = 512  # a Logon frame is smaller than this
 PASS_BUDGET_NS = 2_000_000  # a pass stops draining frames after this much time, so its replies leave
+SESSION_PASS_SHARE = 512  # messages of one session served per pass; more wait for the next passes (fairness)
+MAX_DEFERRED = 65_536  # messages one session may have waiting; more: it is flooding
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 RECOVERED_SESSION = "recovered"  # owner of replayed orders whose batch names no session (journaled without a note)
@@ -267,6 +269,8 @@ class Gateway:
         self._resending: set[Session] = set()  # sessions catching up after a logon (Session.resend_from)
         self._pass_messages = 0  # messages decoded in this pass of the loop
         self._told_logon_required: dict[bytes, int] = {}  # connection with no session -> when it was last told
+        self._pass_load: Counter[Session] = Counter()  # messages served per session in this pass
+        self._deferred: dict[Session, deque] = {}  # sessions over their share: messages waiting, in order
         self._recovered = False  # sessions were rebuilt from a journal: those that do not come back are timed out
         self._absent: dict[Session, int] = {}  # recovered sessions not logged on again -> their deadline
         self._pending: Counter[tuple[int, int]] = Counter()  # quantity admitted into the batch
@@ -359,13 +363,16 @@ class Gateway:
     # ---------------------------------------------------------------- loop
 
     def poll_once(self, timeout_ms: int) -> None:
-        ready = dict(self._poller.poll(timeout_ms))
+        ready = dict(self._poller.poll(0 if self._deferred else timeout_ms))
         if self._zap is not None and self._zap in ready:
             self._serve_zap()
         now = self.clock()
+        self._pass_messages = 0
+        self._pass_load.clear()
+        if self._deferred:  # first what sessions over their share left waiting in earlier passes
+            self._serve_deferred(now)
         if self._router in ready:
             recv = self._router.recv
-            self._pass_messages = 0
             until = time.monotonic_ns() + PASS_BUDGET_NS
             for k in range(self.config.max_batch):  # frames, fair-queued by ZeroMQ between the connections
                 try:
@@ -420,6 +427,12 @@ class Gateway:
         self._pass_messages += len(msgs)
         if not msgs:
             return self._protocol_error(rid, "a frame must hold at least one message")
+        if session is not None and (session in self._deferred
+                                    or self._pass_load[session] + len(msgs) > SESSION_PASS_SHARE) \
+                and not any(type(m) is p.Logon for m in msgs):
+            return self._defer(session, msgs, now)  # over its share of this pass: served in the next ones, in order
+        if session is not None:
+            self._pass_load[session] += len(msgs)
         for msg in msgs:
             if type(msg) is p.Logon:
                 self._logon(rid, frame, msg, now)
@@ -436,6 +449,39 @@ class Gateway:
                 self.stats["flooding"] += 1
                 return self._end_session(session, now, "FLOODING", "kept sending far above the session's message "
                                                                    "rate (THROTTLED): disconnected")
+
+    def _defer(self, session: Session, msgs: list, now: int) -> None:
+        """Queue a session's messages behind what it has queued already; past MAX_DEFERRED it is flooding."""
+        queue = self._deferred.setdefault(session, deque())
+        queue.extend(msgs)
+        self.stats["deferred"] += len(msgs)
+        if len(queue) > MAX_DEFERRED:
+            del self._deferred[session]
+            self.stats["flooding"] += 1
+            self._end_session(session, now, "FLOODING", f"more than {MAX_DEFERRED} messages waiting to be served "
+                                                        "(sent faster than the gateway serves one session): "
+                                                        "disconnected")
+
+    def _serve_deferred(self, now: int) -> None:
+        """Each session with queued messages gets up to SESSION_PASS_SHARE of them served, oldest first."""
+        for session, queue in list(self._deferred.items()):
+            if session.routing_id is None:  # gone: what it had queued was never served (a client resends)
+                del self._deferred[session]
+                continue
+            rid = session.routing_id
+            for _ in range(min(SESSION_PASS_SHARE, len(queue))):
+                msg = queue.popleft()
+                session.last_heard_ns = now
+                self._handlers[type(msg)](session, msg, now)
+                if session.flooding() or session.routing_id != rid:
+                    break
+            self._pass_load[session] = SESSION_PASS_SHARE  # its share of this pass is used
+            if session.flooding():
+                self.stats["flooding"] += 1
+                self._end_session(session, now, "FLOODING", "kept sending far above the session's message "
+                                                            "rate (THROTTLED): disconnected")
+            if not queue or session.routing_id != rid:
+                self._deferred.pop(session, None)
 
     def _protocol_error(self, rid: bytes, text: str, message_type: str = "", clid: int | None = None) -> None:
         self.stats["protocol_errors"] += 1
