@@ -142,9 +142,8 @@ SEND_QUEUE_FRAMES = 2_000  # frames (of up to OUTBOX_FRAME messages) queued to o
 RECEIVE_QUEUE_FRAMES = 10_000  # frames queued from one connection at most (ZeroMQ fair-queues between them)
 RESEND_PER_PASS = 4_096  # messages of a session's resend queued per pass of the loop
 PASS_MESSAGES = 4_096  # a pass stops draining frames once it has this many messages: one flood cannot hold it
-LOGON_REQUIRED_EVERY_NS = 100 * NS_PER_MS  # a connection with no session is told LogonRequired this often at most
-MAX_TOLD_CONNECTIONS = 65_536  # connections remembered as told (then forgotten all at once)
 MAX_LOGON_BYTES = 512  # a Logon frame is smaller than this
+LOGON_REQUIRED_TEXT = "not logged on: send Logon (with next_seq)"
 PASS_BUDGET_NS = 2_000_000  # a pass stops draining frames after this much time, so its replies leave
 SESSION_PASS_SHARE = 512  # messages of one session served per pass; more wait for the next passes (fairness)
 MAX_DEFERRED = 65_536  # messages one session may have waiting; more: it is flooding
@@ -268,7 +267,6 @@ class Gateway:
         self._sessions_of: Counter[int] = Counter()  # firm id -> sessions it has
         self._resending: set[Session] = set()  # sessions catching up after a logon (Session.resend_from)
         self._pass_messages = 0  # messages decoded in this pass of the loop
-        self._told_logon_required: dict[bytes, int] = {}  # connection with no session -> when it was last told
         self._pass_load: Counter[Session] = Counter()  # messages served per session in this pass
         self._deferred: dict[Session, deque] = {}  # sessions over their share: messages waiting, in order
         self._recovered = False  # sessions were rebuilt from a journal: those that do not come back are timed out
@@ -277,6 +275,7 @@ class Gateway:
         self._last_engine_ns = 0
         self._last_timers_ns = 0
         self._encode = msgspec.msgpack.Encoder().encode
+        self._logon_required = self._encode(p.LogonRequired(LOGON_REQUIRED_TEXT))  # to a frame not looked into
         self._decode = p.decode_client_frame
         self._handlers = {p.NewOrder: self._new_order, p.Cancel: self._cancel, p.Modify: self._modify,
                           p.MassCancel: self._mass_cancel, p.MassQuote: self._mass_quote,
@@ -403,23 +402,13 @@ class Gateway:
             return self._protocol_error(rid, f"frame of {len(frame)} bytes is above {p.MAX_FRAME_BYTES}")
         session = self.sessions.by_routing_id.get(rid)
         if session is None:  # only a Logon can help it: the rest of the frame is not decoded
-            told = self._told_logon_required
-            recently = now - told.get(rid, -LOGON_REQUIRED_EVERY_NS) < LOGON_REQUIRED_EVERY_NS
-            if recently and len(frame) > MAX_LOGON_BYTES:  # told already, and too big to be a Logon: not read
-                self._pass_messages += 1
-                self.stats["logon_required"] += 1
-                return None
-            kind, clid = p.what_it_was(frame.buffer)
+            # a frame too big to be a Logon is not even looked into (a cut-off flood costs little to answer)
+            kind, clid = p.what_it_was(frame.buffer) if len(frame) <= MAX_LOGON_BYTES else ("", None)
             if kind != "Logon":
                 self._pass_messages += 1
                 self.stats["logon_required"] += 1
-                if recently:
-                    return None  # told already: a connection that keeps sending is not answered every frame
-                if len(told) >= MAX_TOLD_CONNECTIONS:
-                    told.clear()
-                told[rid] = now
-                return self._send(rid, self._encode(p.LogonRequired("not logged on: send Logon (with next_seq)",
-                                                                    kind, clid)))
+                return self._send(rid, self._logon_required if not kind else self._encode(
+                    p.LogonRequired(LOGON_REQUIRED_TEXT, kind, clid)))
         try:
             msgs = self._decode(frame.buffer)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -440,8 +429,7 @@ class Gateway:
             session = self.sessions.by_routing_id.get(rid)
             if session is None:  # e.g. a client whose socket ZeroMQ reconnected to a restarted venue
                 self.stats["logon_required"] += 1
-                return self._send(rid, self._encode(p.LogonRequired("not logged on: send Logon (with next_seq)",
-                                                                    type(msg).__name__,
+                return self._send(rid, self._encode(p.LogonRequired(LOGON_REQUIRED_TEXT, type(msg).__name__,
                                                                     getattr(msg, "client_order_id", None))))
             session.last_heard_ns = now
             self._handlers[type(msg)](session, msg, now)

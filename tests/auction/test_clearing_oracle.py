@@ -287,7 +287,9 @@ def test_a_repaired_decision_is_admissible_and_keeps_most_of_the_surplus(seed):
     # (85-99 % measured) (the greedy removal alone kept nothing on two of these seeds: one dropped
     # block offer starves its hours of supply).
     instruments, bids, offers, divs = _crowded_market(seed)
-    r = clear(instruments, bids, offers, divs, time_limit_s=2.0, mip_gap=1e-4, exact_rounds=1)
+    # a budget of HiGHS seconds (wall time): 2 s sufficed on a quiet machine, not under a busy one (the
+    # [call phase] issue makes small and medium auctions independent of the machine's speed)
+    r = clear(instruments, bids, offers, divs, time_limit_s=6.0, mip_gap=1e-4, exact_rounds=1)
     _check_result(r, bids, offers, divs, instruments)
     assert r.ir_cost > 0 and r.total_surplus >= 0.8 * r.unconstrained_surplus
 
