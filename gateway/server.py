@@ -442,6 +442,7 @@ class Gateway:
         """Queue a session's messages behind what it has queued already; past MAX_DEFERRED it is flooding."""
         queue = self._deferred.setdefault(session, deque())
         queue.extend(msgs)
+        session.last_heard_ns = now  # it is heard from, whenever its messages are served
         self.stats["deferred"] += len(msgs)
         if len(queue) > MAX_DEFERRED:
             del self._deferred[session]
