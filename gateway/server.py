@@ -46,6 +46,16 @@ exceed ``MAX_PACKAGE_LEGS`` legs or ``MAX_ALTERNATIVES`` alternatives, so an
 expansion produces at most ``MAX_PACKAGE_LEGS`` (8,192) legs from a frame of
 a few dozen bytes per request; a block offer is at most ``MAX_LEGS`` legs.
 
+Bounds per client (none of them can be lifted by a client): a firm has at most ``max_sessions`` session
+names a day; a connection queues at most ``SEND_QUEUE_FRAMES`` frames out and ``RECEIVE_QUEUE_FRAMES`` in
+(ROUTER_MANDATORY: a full outgoing queue cuts the session off, ``SystemEvent(SLOW_CONSUMER)``); a pass of
+the loop drains at most ``PASS_MESSAGES`` messages or ``PASS_BUDGET_NS`` of time, and serves one session at
+most ``SESSION_PASS_SHARE`` messages, the rest waiting in order in that session's queue (past
+``MAX_DEFERRED``, or refused THROTTLED for ``FLOOD_SECONDS`` of its rate: ``SystemEvent(FLOODING)``); a
+resend is paced at ``RESEND_PER_PASS`` messages a pass; a connection with no session gets ``LogonRequired``
+for each frame, and a frame too big to be a Logon is not decoded. So one client costs the others at most
+its share of each pass, and its memory is bounded by its queues (plus its session's store of the day).
+
 Bad input never reaches the engine: undecodable frames, unknown message types,
 wrong field types and oversized frames are answered with ``ProtocolError``
 (unsequenced) and counted in ``stats``; unknown symbols and risk breaches get
