@@ -11,7 +11,7 @@ Then measures, in a scratch directory (``--dir``, default under /var/tmp, on
 a real disk: fsync on tmpfs would cost nothing):
 
 (a) journaling overhead: ``Exchange.process_batch`` alone vs
-    ``engine.sequencer.JournaledExchange.process_batch`` with ``fsync=none``
+    ``journal.sequencer.JournaledExchange.process_batch`` with ``fsync=none``
     and ``fsync=batch`` (one durable write per batch), on the first
     ``--overhead-commands`` (default 2 million) in batches of 1,024, 8,192 and
     65,536 commands, arenas pre-sized (no growth inside the timing), best of
@@ -55,10 +55,10 @@ sys.path.insert(0, str(ROOT))
 from bench.flow import MAKER_FIRMS, TAKER_FIRMS, TS_STEP, generate_flow, make_instruments  # noqa: E402
 from engine.codes import CommandKind, EventKind  # noqa: E402
 from engine.exchange import Exchange  # noqa: E402
-from engine.journal import JournalConfig, list_segments  # noqa: E402
 from engine.records import COMMAND_DTYPE  # noqa: E402
-from engine.sequencer import JournaledExchange, replay_journal  # noqa: E402
-from engine.snapshot import list_snapshots  # noqa: E402
+from journal.log import JournalConfig, list_segments  # noqa: E402
+from journal.sequencer import JournaledExchange, replay_journal  # noqa: E402
+from journal.snapshot import list_snapshots  # noqa: E402
 
 WRITE_BATCH = 65_536
 OVERHEAD_BATCHES = (1_024, 8_192, 65_536)
@@ -68,7 +68,7 @@ FIRMS = MAKER_FIRMS + len(TAKER_FIRMS)
 RESTART = """
 import json, os, sys, time
 t0 = time.perf_counter()
-from engine.sequencer import JournaledExchange
+from journal.sequencer import JournaledExchange
 t1 = time.perf_counter()
 je = JournaledExchange.recover(sys.argv[1], use_snapshot=sys.argv[2] == "1")
 t2 = time.perf_counter()

@@ -13,7 +13,7 @@ Subcommands:
   at the wall clock.
 
 * ``cx replay JOURNAL_DIR [--summary] [--from-snapshot] [--verify]``: replays a
-  journal (``engine.journal``) through a fresh engine and prints the event
+  journal (``journal.log``) through a fresh engine and prints the event
   stream, one line per event (or with ``--summary`` only the totals).
   ``--verify`` replays twice and checks that both give identical events and
   the same state, equal to every checkpoint and snapshot recorded in the
@@ -360,9 +360,9 @@ def format_event_line(ev: Any) -> str:
 def cmd_replay(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from engine.journal import JournalError
     from engine.records import EVENT_CLASSES, events_from_records
-    from engine.sequencer import replay_journal
+    from journal.log import JournalError
+    from journal.sequencer import replay_journal
 
     counts: Counter[str] = Counter()
 
@@ -399,7 +399,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def _verify_replay(journal_dir: str) -> int:
     """Replay twice from the genesis (and once from the newest snapshot); compare events, states, records."""
-    from engine.sequencer import replay_journal
+    from journal.sequencer import replay_journal
 
     runs = [replay_journal(journal_dir, check_snapshots=True, digest=True) for _ in range(2)]
     a, b = runs
@@ -433,7 +433,7 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
         description="Replay a journal directory (and snapshot) through a fresh engine; print the events, a "
                     "summary, or verify determinism against the recorded state hashes.",
     )
-    p.add_argument("journal_dir", metavar="JOURNAL_DIR", help="a journal directory (engine.journal)")
+    p.add_argument("journal_dir", metavar="JOURNAL_DIR", help="a journal directory (journal.log)")
     p.add_argument("--summary", action="store_true", help="print totals instead of one line per event")
     p.add_argument("--from-snapshot", action="store_true",
                    help="start from the newest snapshot (events before it are not printed)")

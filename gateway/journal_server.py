@@ -6,7 +6,7 @@ Usage::
         [--segment-bytes N] [--checkpoint-every N] [--snapshot-every N] [--listing FILE --anchor HOUR]
 
 On start it recovers the engine from the journal in DIR
-(``engine.sequencer.JournaledExchange.recover``; with ``--listing`` and
+(``journal.sequencer.JournaledExchange.recover``; with ``--listing`` and
 ``--anchor`` a missing journal is created) and prints one line::
 
     ready next_seq=<n> state_hash=<hex> <recovery report>
@@ -38,9 +38,9 @@ import sys
 
 import numpy as np
 
-from engine.journal import GENESIS_NAME, JournalConfig
 from engine.records import COMMAND_DTYPE
-from engine.sequencer import JournaledExchange, as_command_records
+from journal.log import GENESIS_NAME, JournalConfig
+from journal.sequencer import JournaledExchange, as_command_records
 
 _LEN = struct.Struct("<I")
 READ_SIZE = 1 << 20

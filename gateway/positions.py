@@ -3,7 +3,7 @@
 Without FIRM (or with ``--all``) every firm with fills; the journal defaults to ``state/journal``, where
 ``make run`` journals.
 
-The journal is the truth: the report replays it (``engine.sequencer.replay_journal``,
+The journal is the truth: the report replays it (``journal.sequencer.replay_journal``,
 through a fresh engine, checkpoints verified) and folds every ``Fill`` event (continuous
 trading, and resting orders filled by the call auction) and every ``PACKAGE_FILL`` (a leg of a
 package the auction accepted) into a ``Position`` per (firm, instrument): fills, GPU-hours bought and sold,
@@ -36,10 +36,10 @@ import numpy as np
 
 from engine.codes import EventKind, PackageEventKind, Side
 from engine.instruments import Instrument, format_hour
-from engine.journal import JournalError
-from engine.sequencer import replay_journal
 from gateway.config import DEFAULT_JOURNAL, ConfigError, load_config
 from gateway.units import format_notional, format_price, format_qty
+from journal.log import JournalError
+from journal.sequencer import replay_journal
 
 
 class Position:

@@ -65,7 +65,7 @@ Time comes from the injected ``clock`` (ns), stamped on every command; tests
 drive it. Without order flow, an ``AdvanceTime`` goes to the engine every
 ``time_advance_ms`` so expiries and gate closures still happen.
 
-Behind a journal (``engine.sequencer.JournaledExchange``) every batch carries
+Behind a journal (``journal.sequencer.JournaledExchange``) every batch carries
 a ``gateway.sessions.BatchNote``: the session of each command and the
 sequenced messages the gateway made itself since the previous batch. A pass
 that made such a message ends with a batch (an ``AdvanceTime`` when there is
@@ -124,7 +124,6 @@ from engine.codes import (
 )
 from engine.instruments import NS_PER_HOUR, NS_PER_SECOND, ProductKey
 from engine.records import COMMAND_DTYPE, EVENT_DTYPE
-from engine.sequencer import JournaledExchange
 from gateway import protocol as p
 from gateway.admin_protocol import (
     AdminReply,
@@ -136,6 +135,7 @@ from gateway.admin_protocol import (
 )
 from gateway.config import GatewayConfig
 from gateway.sessions import NS_PER_MS, BatchNote, Session, SessionTable, decode_note, encode_note
+from journal.sequencer import JournaledExchange
 
 log = logging.getLogger("cx.gateway")
 
@@ -902,7 +902,7 @@ class Gateway:
                         notes: list[tuple[int, memoryview]]) -> None:
         """Rebuild the sessions from one engine call of a replay of the whole journal (before ``start``).
 
-        Pass as ``on_commands`` to ``engine.sequencer.replay_journal``: the
+        Pass as ``on_commands`` to ``journal.sequencer.replay_journal``: the
         notes' messages are stored where they were stored live, and every
         event is routed as ``_flush`` routed it, so each session's store, the
         orders, their owners, the open quantities and the kill switches are

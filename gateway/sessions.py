@@ -35,7 +35,7 @@ FLOOD_SECONDS = 2  # a session refused THROTTLED this many seconds' worth of its
 
 
 class BatchNote(msgspec.Struct, array_like=True, frozen=True):
-    """What the gateway journals with a batch of commands (``engine.journal.Batch.note``).
+    """What the gateway journals with a batch of commands (``journal.log.Batch.note``).
 
     ``sessions``: (firm id, session name) of the sessions named below, by position.
     ``origins``: per command of the batch, the position of the session that sent it; -1: the gateway's own.

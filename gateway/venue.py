@@ -40,10 +40,7 @@ from engine.core import entry
 from engine.exchange import Exchange
 from engine.exchange import warm_up as exchange_warm_up
 from engine.instruments import NS_PER_HOUR
-from engine.journal import JournalError
 from engine.listing import ListingError, load_listing
-from engine.sequencer import JournaledExchange, replay_journal
-from engine.snapshot import SnapshotError
 from feeds import fold
 from feeds.fold import warm_up as feed_warm_up
 from feeds.protocol import write_schema as write_feed_schema
@@ -53,6 +50,9 @@ from gateway.config import ConfigError, load_config
 from gateway.server import Gateway
 from gateway.simulate import Simulation
 from gateway.units import format_elapsed, format_qty
+from journal.log import JournalError
+from journal.sequencer import JournaledExchange, replay_journal
+from journal.snapshot import SnapshotError
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "order_entry.json"
 # the engine sized for a trading day up front, so that matching does not pause to grow it (a growth copies the

@@ -18,7 +18,6 @@ import zmq.auth
 from engine.codes import CancelReason, Liquidity, RejectReason, Side, TimeInForce
 from engine.exchange import Exchange
 from engine.listing import load_listing
-from engine.sequencer import JournaledExchange, replay_journal
 from gateway import protocol as p
 from gateway.client import (
     AsyncOrderEntryClient,
@@ -30,6 +29,7 @@ from gateway.client import (
 )
 from gateway.config import FirmConfig, GatewayConfig
 from gateway.server import Gateway
+from journal.sequencer import JournaledExchange, replay_journal
 from tests.gateway.conftest import ANCHOR_NS, SYMBOL
 
 

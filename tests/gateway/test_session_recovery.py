@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 
 from engine.codes import CancelReason, CommandKind, RejectReason, Side, TimeInForce
-from engine.journal import JournalConfig
 from engine.records import COMMAND_DTYPE
-from engine.sequencer import JournaledExchange, replay_journal
 from gateway import protocol as p
 from gateway.config import FirmConfig, GatewayConfig
 from gateway.server import RECOVERED_SESSION, Gateway
+from journal.log import JournalConfig
+from journal.sequencer import JournaledExchange, replay_journal
 from tests.gateway.conftest import ANCHOR_NS, OTHER, SYMBOL, FakeClock, Venue, listing_instruments
 
 JOURNAL = JournalConfig(fsync="none", snapshot_every_commands=0, snapshot_on_close=False)

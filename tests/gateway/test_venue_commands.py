@@ -149,7 +149,7 @@ def test_a_key_shared_by_two_firms_or_not_a_curve_key_is_refused_naming_the_firm
 
 def test_a_failed_gateway_loop_stops_the_venue_with_its_cause_printed_last_and_exit_1(tmp_path, capsys, monkeypatch):
     """The journal becomes unwritable under load: the venue stops; close() fails too, briefly; the cause is last."""
-    from engine.journal import JournalWriter
+    from journal.log import JournalWriter
 
     appends = {"n": 0}
     original = JournalWriter.append_start
@@ -169,7 +169,7 @@ def test_a_failed_gateway_loop_stops_the_venue_with_its_cause_printed_last_and_e
     cfg_file.write_text('[gateway]\norder_entry = "tcp://127.0.0.1:*"\nadmin = "tcp://127.0.0.1:*"\n'
                         'market_data = "tcp://127.0.0.1:*"\nsnapshots = "tcp://127.0.0.1:*"\n'
                         'plaintext = true\n' + "".join(f'[[firms]]\nname = "{f}"\n' for f in DEFAULT_FIRMS))
-    from engine.sequencer import JournaledExchange
+    from journal.sequencer import JournaledExchange
 
     monkeypatch.setattr(JournaledExchange, "close", failing_close)
     code = main(["serve", "--config", str(cfg_file), "--journal", str(tmp_path / "j"), "--simulate",

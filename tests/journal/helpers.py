@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.codes import CommandKind, SelfTradePrevention, TimeInForce
-from engine.journal import JournalConfig
 from engine.records import COMMAND_DTYPE
-from engine.sequencer import JournaledExchange
+from journal.log import JournalConfig
+from journal.sequencer import JournaledExchange
 from tests.conftest import make_instruments
 
 QUOTE_ID_BASE = 10**9

@@ -7,10 +7,10 @@ import engine.auction.clearing as clearing
 from engine.auction.market import package_records, run_auction_record
 from engine.auction.orders import Alternative, Leg
 from engine.codes import EventKind, PackageEventKind, Side
-from engine.journal import read_genesis
 from engine.records import NewOrder, commands_to_records
-from engine.sequencer import JournaledExchange, fresh_exchange, replay_journal
 from gateway.positions import JournalPositions
+from journal.log import read_genesis
+from journal.sequencer import JournaledExchange, fresh_exchange, replay_journal
 from tests.auction.test_market import listing
 
 from .helpers import small_config

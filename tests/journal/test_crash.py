@@ -38,10 +38,10 @@ import pytest
 
 from engine.codes import CommandKind, EventKind
 from engine.exchange import Exchange
-from engine.journal import Batch, JournalReader
 from engine.records import COMMAND_DTYPE
-from engine.sequencer import JournaledExchange, replay_journal
-from engine.snapshot import state_hash
+from journal.log import Batch, JournalReader
+from journal.sequencer import JournaledExchange, replay_journal
+from journal.snapshot import state_hash
 from tests.conftest import make_instruments
 from tests.journal.helpers import QUOTE_ID_BASE, IdState, random_records, small_config
 

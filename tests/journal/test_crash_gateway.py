@@ -65,11 +65,11 @@ import zmq
 
 from engine.codes import CommandKind, EventKind, OrderType, Side, TimeInForce
 from engine.exchange import Exchange
-from engine.journal import Batch, JournalReader, read_genesis
 from engine.records import COMMAND_DTYPE
-from engine.sequencer import replay_journal
 from gateway import protocol as p
 from gateway.config import GatewayConfig
+from journal.log import Batch, JournalReader, read_genesis
+from journal.sequencer import replay_journal
 from tests.conftest import make_instruments
 from tests.journal.helpers import random_records
 

@@ -1,4 +1,4 @@
-"""engine.journal and the sequencer: numbering, framing, rotation, torn tails, corruption, policies."""
+"""journal.log and the sequencer: numbering, framing, rotation, torn tails, corruption, policies."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from engine.exchange import Exchange
-from engine.journal import (
+from engine.records import COMMAND_DTYPE
+from journal.log import (
     HEADER_SIZE,
     Batch,
     Checkpoint,
@@ -25,9 +26,8 @@ from engine.journal import (
     load_journal_config,
     segment_name,
 )
-from engine.records import COMMAND_DTYPE
-from engine.sequencer import JournaledExchange, StateMismatchError, replay_journal
-from engine.snapshot import state_hash
+from journal.sequencer import JournaledExchange, StateMismatchError, replay_journal
+from journal.snapshot import state_hash
 from tests.conftest import make_instruments
 from tests.journal.helpers import file_states, make_batches, small_config, write_journal
 

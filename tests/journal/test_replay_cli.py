@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.journal import HEADER_SIZE, list_segments
 from engine.records import events_from_records
-from engine.snapshot import capture, write_snapshot
 from gateway.cli import main
+from journal.log import HEADER_SIZE, list_segments
+from journal.snapshot import capture, write_snapshot
 from tests.conftest import make_instruments
 from tests.journal.helpers import file_states, make_batches, small_config, write_journal
 from tests.journal.test_journal import crash, frames, straight

@@ -1,4 +1,4 @@
-"""engine.snapshot: snapshot + journal tail gives exactly the straight replay; files are atomic and checked."""
+"""journal.snapshot: snapshot + journal tail gives exactly the straight replay; files are atomic and checked."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.exchange import Exchange
-from engine.journal import (
+from journal.log import (
     FORMAT_VERSION,
     RECORD_DTYPE_TEXT,
     RECORD_SIZE,
@@ -15,8 +15,8 @@ from engine.journal import (
     list_segments,
     segment_name,
 )
-from engine.sequencer import JournaledExchange, replay_journal
-from engine.snapshot import (
+from journal.sequencer import JournaledExchange, replay_journal
+from journal.snapshot import (
     arena_state_hash,
     capture,
     list_snapshots,

@@ -16,11 +16,11 @@ import numpy as np
 import zmq
 
 from engine.codes import EventKind, InstrumentStatus, PackageEventKind, Side
-from engine.sequencer import replay_journal
 from feeds.client import FeedClient
 from gateway.client import OrderEntryClient
 from gateway.config import DEFAULT_FIRMS
 from gateway.positions import JournalPositions
+from journal.sequencer import replay_journal
 from tests.feeds.conftest import engine_books, local_books
 
 SIMULATION_S = 16

@@ -9,9 +9,9 @@ import pytest
 from engine.codes import EventKind, Side
 from engine.listing import load_listing
 from engine.records import commands_to_records
-from engine.sequencer import JournaledExchange
 from gateway.cli import main
 from gateway.positions import JournalPositions
+from journal.sequencer import JournaledExchange
 from tests.feeds.conftest import EngineFlow
 from tests.gateway.conftest import ANCHOR_NS
 

@@ -8,7 +8,7 @@ after ``seq`` gives exactly the state a straight replay from the genesis gives.
 
 File ``snapshot-<seq, 20 digits>.snap``::
 
-    one journal frame (engine.journal framing: magic, length, crc32, msgpack)
+    one journal frame (journal.log framing: magic, length, crc32, msgpack)
         SnapshotHeader: format, seq, event_seq, state_hash, arena_words,
                         arena_crc32, instruments, max_firms, engine_options
     arena_words * 8 bytes: the raw little-endian int64 arena
@@ -46,7 +46,7 @@ import numpy as np
 
 from engine.core.layout import H_NE
 from engine.instruments import Instrument
-from engine.journal import (
+from journal.log import (
     FORMAT_VERSION,
     HEADER_SIZE,
     MAX_PAYLOAD,

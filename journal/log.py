@@ -1,9 +1,9 @@
 """The write-ahead journal: every engine command, numbered, on disk before its events leave.
 
 "The journal is the truth": the engine state is the fold of the commands in
-this journal; a snapshot (``engine.snapshot``) only shortens the replay. This
+this journal; a snapshot (``journal.snapshot``) only shortens the replay. This
 module does the file I/O of the journal and nothing else: it never touches an
-engine (``engine.sequencer`` joins the two).
+engine (``journal.sequencer`` joins the two).
 
 Directory
 ---------
@@ -12,7 +12,7 @@ One directory per exchange::
     genesis.cxj                     what the engine was created with (written once)
     00000000000000000001.seg        journal segments, named by the sequence number
     00000000000000170001.seg        of their first command (20 digits, so names sort)
-    snapshot-00000000000000250000.snap   snapshots (engine.snapshot; *.tmp while written)
+    snapshot-00000000000000250000.snap   snapshots (journal.snapshot; *.tmp while written)
     LOCK                            flock'ed by the one process that writes
 
 Frames
@@ -35,7 +35,7 @@ told its sessions itself, see ``gateway.sessions.BatchNote``; empty for other
 submitters, and absent in batches written before notes existed). Being in the
 batch's own frame, a note is durable exactly when its batch is. A
 ``Checkpoint`` says: after the command ``seq`` the engine's state hash is
-``state_hash`` (see ``engine.snapshot.state_hash``) and its last event sequence
+``state_hash`` (see ``journal.snapshot.state_hash``) and its last event sequence
 number is ``event_seq``.
 
 Invariants

@@ -1,7 +1,7 @@
 """The sequencer: numbers every command, journals it, then lets the engine process it.
 
 ``JournaledExchange`` wraps an ``engine.exchange.Exchange`` and a
-``engine.journal.JournalWriter``. For each batch of command records:
+``journal.log.JournalWriter``. For each batch of command records:
 
 1. the records get the next journal sequence numbers (``first_seq`` ..) and are
    appended to the journal as one frame (one writev), with the caller's
@@ -28,7 +28,7 @@ So every event that ever left the process comes from a command that is in the
 journal, and with ``fsync="batch"`` on disk. The engine itself stays pure: the
 journal, the snapshot files, the wall clock (time-based checkpoints, the fsync
 interval) and the snapshot writer thread all live here and in
-``engine.journal`` / ``engine.snapshot``; nothing here changes what the engine
+``journal.log`` / ``journal.snapshot``; nothing here changes what the engine
 computes.
 
 Recovery (``JournaledExchange.recover(dir)``): read the genesis, load the
@@ -85,7 +85,8 @@ import numpy as np
 
 from engine.codes import CommandKind, PackageCommandKind
 from engine.core.layout import H_SEQ
-from engine.journal import (
+from engine.records import COMMAND_DTYPE, Command, Event, commands_to_records, events_from_records, zero_padding
+from journal.log import (
     GENESIS_NAME,
     Batch,
     Checkpoint,
@@ -101,8 +102,7 @@ from engine.journal import (
     repair,
     write_genesis,
 )
-from engine.records import COMMAND_DTYPE, Command, Event, commands_to_records, events_from_records, zero_padding
-from engine.snapshot import (
+from journal.snapshot import (
     Snapshot,
     arena_state_hash,
     capture,
@@ -200,7 +200,7 @@ class Replayer:
     """Feeds journaled records to an exchange in chunks of up to ``chunk`` commands.
 
     Cutting the command stream differently never changes states or events
-    (see ``engine.snapshot``), so small journal batches are merged into big
+    (see ``journal.snapshot``), so small journal batches are merged into big
     engine calls. ``on_events(records)`` sees each call's events (a view valid
     during the callback); ``digest`` accumulates blake2b over all event bytes.
     ``on_commands(commands, events, command_ends, notes)`` sees each call's
