@@ -441,12 +441,22 @@ class Gateway:
                 self.stats["logon_required"] += 1
                 return self._send(rid, self._encode(p.LogonRequired(LOGON_REQUIRED_TEXT, type(msg).__name__,
                                                                     getattr(msg, "client_order_id", None))))
-            session.last_heard_ns = now
-            self._handlers[type(msg)](session, msg, now)
-            if session.flooding():  # the rest of the frame is not looked at
-                self.stats["flooding"] += 1
-                return self._end_session(session, now, "FLOODING", "kept sending far above the session's message "
-                                                                   "rate (THROTTLED): disconnected")
+            if not self._serve(session, msg, now):
+                return None  # cut off: the rest of the frame is not looked at
+
+    def _serve(self, session: Session, msg, now: int) -> bool:
+        """Handle one message of a logged-on session; False if that cut the session off (it is flooding)."""
+        session.last_heard_ns = now
+        self._handlers[type(msg)](session, msg, now)
+        if not session.flooding():
+            return True
+        self._cut_off_flooding(session, now, "kept sending far above the session's message rate (THROTTLED)")
+        return False
+
+    def _cut_off_flooding(self, session: Session, now: int, why: str) -> None:
+        self._deferred.pop(session, None)
+        self.stats["flooding"] += 1
+        self._end_session(session, now, "FLOODING", f"{why}: disconnected")
 
     def _defer(self, session: Session, msgs: list, now: int) -> None:
         """Queue a session's messages behind what it has queued already; past MAX_DEFERRED it is flooding."""
@@ -455,11 +465,8 @@ class Gateway:
         session.last_heard_ns = now  # it is heard from, whenever its messages are served
         self.stats["deferred"] += len(msgs)
         if len(queue) > MAX_DEFERRED:
-            del self._deferred[session]
-            self.stats["flooding"] += 1
-            self._end_session(session, now, "FLOODING", f"more than {MAX_DEFERRED} messages waiting to be served "
-                                                        "(sent faster than the gateway serves one session): "
-                                                        "disconnected")
+            self._cut_off_flooding(session, now, f"more than {MAX_DEFERRED} messages waiting to be served (sent "
+                                                 "faster than the gateway serves one session)")
 
     def _serve_deferred(self, now: int) -> None:
         """Each session with queued messages gets up to SESSION_PASS_SHARE of them served, oldest first."""
@@ -469,16 +476,9 @@ class Gateway:
                 continue
             rid = session.routing_id
             for _ in range(min(SESSION_PASS_SHARE, len(queue))):
-                msg = queue.popleft()
-                session.last_heard_ns = now
-                self._handlers[type(msg)](session, msg, now)
-                if session.flooding() or session.routing_id != rid:
-                    break
+                if not self._serve(session, queue.popleft(), now) or session.routing_id != rid:
+                    break  # cut off, or logged out: the rest is dropped below
             self._pass_load[session] = SESSION_PASS_SHARE  # its share of this pass is used
-            if session.flooding():
-                self.stats["flooding"] += 1
-                self._end_session(session, now, "FLOODING", "kept sending far above the session's message "
-                                                            "rate (THROTTLED): disconnected")
             if not queue or session.routing_id != rid:
                 self._deferred.pop(session, None)
 
